@@ -1,0 +1,6 @@
+"""``python -m selfdesc`` = the ``selfdesc`` command."""
+import sys
+
+from selfdesc.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""Options shared by several commands."""
+from __future__ import annotations
+
+import argparse
+
+from selfdesc.errors import ConfigError
+
+
+def add_feature_options(parser: argparse.ArgumentParser, default_features: str | None = None) -> None:
+    """``--features``, ``--weights-dir``, ``--max-keypoints``, ``--device``."""
+    parser.add_argument(
+        "--features",
+        required=default_features is None,
+        default=default_features,
+        help="comma-separated feature names (see `selfdesc features`)",
+    )
+    parser.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
+    parser.add_argument("--max-keypoints", type=int, default=None, help="keep at most N keypoints per image (by score)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where networks and matching run")
+
+
+def parse_features(text: str) -> list[str]:
+    """Split and validate a comma-separated feature list."""
+    from selfdesc.features import REGISTRY, available_features
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--features is empty")
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown feature(s) {', '.join(unknown)} (available: {', '.join(available_features())})")
+    return names
+
+
+def check_device(device: str) -> str:
+    """Fail clearly when CUDA is asked for but absent."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was given but no CUDA device is available")
+    return device

@@ -1,0 +1,42 @@
+"""``selfdesc data synth|hpatches``: build or fetch evaluation data."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="build or fetch evaluation datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="<dataset>")
+    dsub.required = True
+
+    s = dsub.add_parser("synth", help="build the seeded synthetic HPatches-style benchmark from base images")
+    s.add_argument("--base", required=True, help="folder of base images")
+    s.add_argument("--out", required=True, help="output folder (HPatches layout)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-images", type=int, default=None, help="use only the first N base images (sorted)")
+    s.add_argument("--max-side", type=int, default=800, help="longest side of image 1 of every sequence")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    s.set_defaults(handler=run_synth)
+
+    h = dsub.add_parser("hpatches", help="download (or unpack from a local copy) HPatches sequences")
+    h.add_argument("--root", required=True, help="destination folder")
+    h.add_argument("--from", dest="source", default=None, help="local .tar.gz/.zip archive or extracted folder (no download)")
+    h.set_defaults(handler=run_hpatches)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from selfdesc.datasets.synth import build_synthetic
+
+    out = build_synthetic(
+        args.base, args.out, seed=args.seed, num_images=args.num_images, max_side=args.max_side, overwrite=args.overwrite
+    )
+    print(f"synthetic benchmark written to {out}")
+    return 0
+
+
+def run_hpatches(args: argparse.Namespace) -> int:
+    from selfdesc.datasets.hpatches import prepare_hpatches
+
+    out = prepare_hpatches(args.root, source=args.source)
+    print(f"HPatches sequences ready in {out}")
+    return 0

@@ -1,0 +1,20 @@
+"""``selfdesc demo``: the README's first command, on images bundled with scikit-image."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="build a small synthetic benchmark from bundled images, compare features, draw matches")
+    p.add_argument("--out", default="outputs/demo", help="output folder")
+    p.add_argument("--features", default=None, help="comma-separated features (default: sift,rootsift,orb plus peers whose weights are found)")
+    p.add_argument("--weights-dir", default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfdesc.demo import run_demo
+
+    run_demo(args.out, features=args.features, weights_dir=args.weights_dir, device=args.device)
+    return 0

@@ -1,0 +1,52 @@
+"""The ``selfdesc`` command line: ``selfdesc <command> [<subcommand>] [options]``.
+
+Every user error (bad file, unknown feature, missing weights) is printed on one line as
+``selfdesc: error: ...`` with exit status 2; nothing is printed as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from selfdesc.errors import SelfdescError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_commands(parser: argparse.ArgumentParser) -> None:
+    from selfdesc.cli import data_cmd, demo_cmd, eval_cmd, features_cmd
+
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub.required = True
+    for module in (eval_cmd, data_cmd, features_cmd, demo_cmd):
+        module.register(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from selfdesc import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="selfdesc",
+        description="Self-supervised local image features: learn, extract, match, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"selfdesc {__version__}")
+    _add_commands(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except SelfdescError as exc:
+        print(f"selfdesc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selfdesc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

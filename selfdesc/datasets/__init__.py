@@ -1,0 +1,4 @@
+"""Evaluation datasets: HPatches, homography pair lists and the synthetic benchmark."""
+from selfdesc.datasets.base import HomographyPair
+
+__all__ = ["HomographyPair"]

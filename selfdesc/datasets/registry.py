@@ -1,0 +1,67 @@
+"""Resolve ``--dataset hpatches|pairs|synth --root PATH`` to homography pairs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfdesc.datasets.base import HomographyPair
+from selfdesc.errors import DatasetError
+
+DATASET_KINDS = ("hpatches", "pairs", "synth")
+
+
+@dataclass
+class HomographyDataset:
+    """Pairs plus how to label them in reports."""
+
+    kind: str
+    root: Path
+    pairs: list[HomographyPair]
+    synthetic: bool
+
+    @property
+    def label(self) -> str:
+        tag = "synthetic HPatches-style benchmark" if self.synthetic else self.kind
+        return f"{tag} ({self.root}, {len(self.pairs)} pairs)"
+
+
+def load_homography_dataset(
+    kind: str,
+    root: str | Path,
+    split_list: str = "d2net",
+    synth_build_dir: str | Path | None = None,
+    seed: int = 0,
+) -> HomographyDataset:
+    """Load a homography benchmark.
+
+    Args:
+        kind: ``"hpatches"`` (HPatches layout), ``"pairs"`` (a pair-list text file) or
+            ``"synth"`` (a built synthetic benchmark, or a folder of base images from which
+            one is built into ``synth_build_dir`` with ``seed``).
+        root: dataset folder or pair-list file.
+        split_list: HPatches sequence list, ``"d2net"`` (108 sequences) or ``"all"``.
+    """
+    from selfdesc.datasets.hpatches import load_hpatches
+    from selfdesc.datasets.pairs import load_pair_list
+    from selfdesc.datasets.synth import build_synthetic, is_synthetic
+
+    root = Path(root)
+    if kind == "hpatches":
+        return HomographyDataset(kind, root, load_hpatches(root, split_list=split_list), is_synthetic(root))
+    if kind == "pairs":
+        return HomographyDataset(kind, root, load_pair_list(root), False)
+    if kind == "synth":
+        if not root.is_dir():
+            raise DatasetError(f"{root}: no such folder (expected a synthetic benchmark or a folder of base images)")
+        if not is_synthetic(root):
+            if synth_build_dir is None:
+                raise DatasetError(f"{root}: not a synthetic benchmark (build one with `selfdesc data synth`)")
+            target = Path(synth_build_dir)
+            if is_synthetic(target):
+                print(f"using the synthetic benchmark already built in {target}")
+            else:
+                print(f"{root} holds base images: building the synthetic benchmark (seed {seed}) into {target}")
+                build_synthetic(root, target, seed=seed)
+            root = target
+        return HomographyDataset(kind, root, load_hpatches(root, split_list="all"), True)
+    raise DatasetError(f"unknown dataset kind '{kind}' (choose from {', '.join(DATASET_KINDS)})")

@@ -1,0 +1,84 @@
+"""Extract features for every image of a benchmark once, with timing.
+
+Used by all benchmark runners; images are decoded with :func:`selfdesc.io.load_image`
+and keypoints are reported in original-image pixels.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from selfdesc.features.base import Extractor
+from selfdesc.io.image import load_image
+
+
+@dataclass
+class ImageFeatures:
+    """Features of one image, in original pixels (pixel-centre convention).
+
+    Attributes:
+        keypoints: ``N x 2`` float32; scores: ``N`` float32; descriptors: ``N x D`` float32.
+        image_size: ``(W, H)`` of the original image.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    descriptors: np.ndarray
+    image_size: tuple[int, int]
+
+
+@dataclass
+class Timing:
+    """Extraction time per image, excluding decoding; the first image is a warm-up."""
+
+    device: str
+    seconds_per_image: float
+    num_images: int
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {"device": self.device, "seconds_per_image": self.seconds_per_image, "num_images": self.num_images}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def extract_all(
+    extractor: Extractor,
+    images: Iterable[Path],
+    resize_max: int | None = None,
+    progress: bool = True,
+    desc: str = "extract",
+) -> tuple[dict[Path, ImageFeatures], Timing]:
+    """Run ``extractor`` on each image once.
+
+    Returns:
+        features by image path, and the mean extraction time per image (the first image
+        is excluded from the mean when there are more than one, to leave out warm-up).
+    """
+    paths = list(dict.fromkeys(images))
+    out: dict[Path, ImageFeatures] = {}
+    times: list[float] = []
+    for path in tqdm(paths, desc=desc, disable=not progress, leave=False, unit="img"):
+        loaded = load_image(path, resize_max=resize_max)
+        _sync(extractor.device)
+        t0 = time.perf_counter()
+        pred = extractor.extract(loaded)
+        _sync(extractor.device)
+        times.append(time.perf_counter() - t0)
+        out[path] = ImageFeatures(
+            keypoints=pred["keypoints"].numpy().astype(np.float32),
+            scores=pred["scores"].numpy().astype(np.float32),
+            descriptors=pred["descriptors"].numpy().astype(np.float32),
+            image_size=loaded.original_size,
+        )
+    timed = times[1:] if len(times) > 1 else times
+    timing = Timing(str(extractor.device), float(np.mean(timed)) if timed else float("nan"), len(paths))
+    return out, timing

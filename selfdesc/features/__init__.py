@@ -1,0 +1,63 @@
+"""Feature extractors: a registry of names -> :class:`~selfdesc.features.base.Extractor` classes.
+
+Use :func:`load_extractor` to build one by name; classes are imported lazily so that
+``import selfdesc`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from selfdesc.errors import ConfigError
+from selfdesc.features.base import Extractor
+
+#: name -> "module:Class"
+REGISTRY: dict[str, str] = {
+    "sift": "selfdesc.features.opencv:SIFT",
+    "rootsift": "selfdesc.features.opencv:RootSIFT",
+    "orb": "selfdesc.features.opencv:ORB",
+    "disk": "selfdesc.features.kornia_peers:DISK",
+    "aliked": "selfdesc.features.kornia_peers:ALIKED",
+    "xfeat": "selfdesc.features.kornia_peers:XFeat",
+    "r2d2": "selfdesc.features.r2d2:R2D2",
+}
+
+
+def available_features() -> list[str]:
+    """Registered feature names."""
+    return sorted(REGISTRY)
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    """The class registered under ``name``."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown feature '{name}' (available: {', '.join(available_features())})")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load_extractor(
+    name: str,
+    weights_dir: str | Path | None = None,
+    device: str = "cpu",
+    **conf: Any,
+) -> Extractor:
+    """Build the extractor ``name`` in eval mode on ``device``.
+
+    Args:
+        name: a registered feature name (see :func:`available_features`).
+        weights_dir: where peer weights live (see :mod:`selfdesc.weights`); used only by
+            extractors that need a weight file.
+        device: ``"cpu"`` or ``"cuda"``.
+        **conf: options of the extractor (``max_keypoints``, ``resize_max``, ...); ``None``
+            values are dropped so that defaults apply.
+    """
+    cls = extractor_class(name)
+    conf = {k: v for k, v in conf.items() if v is not None}
+    if getattr(cls, "needs_weights", False):
+        conf["weights_dir"] = weights_dir
+    return cls(conf).eval().to(device)
+
+
+__all__ = ["Extractor", "REGISTRY", "available_features", "extractor_class", "load_extractor"]
