@@ -1,6 +1,7 @@
 """Resolve ``--dataset hpatches|pairs|synth --root PATH`` to homography pairs."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def load_homography_dataset(
     """
     from selfdesc.datasets.hpatches import load_hpatches
     from selfdesc.datasets.pairs import load_pair_list
-    from selfdesc.datasets.synth import build_synthetic, is_synthetic
+    from selfdesc.datasets.synth import MANIFEST, build_synthetic, is_synthetic
 
     root = Path(root)
     if kind == "hpatches":
@@ -58,6 +59,9 @@ def load_homography_dataset(
                 raise DatasetError(f"{root}: not a synthetic benchmark (build one with `selfdesc data synth`)")
             target = Path(synth_build_dir)
             if is_synthetic(target):
+                built = json.loads((target / MANIFEST).read_text()).get("seed")
+                if built != seed:
+                    raise DatasetError(f"{target}: already holds a synthetic benchmark built with seed {built}, not {seed}")
                 print(f"using the synthetic benchmark already built in {target}")
             else:
                 print(f"{root} holds base images: building the synthetic benchmark (seed {seed}) into {target}")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -132,6 +131,8 @@ def resize_image(
         return image, (1.0, 1.0)
     if (new_w, new_h) == (w, h):
         return image, (1.0, 1.0)
+    import cv2  # imported here so that loading images without resizing needs no OpenCV
+
     interp = cv2.INTER_AREA if new_w * new_h < w * h else cv2.INTER_LINEAR
     out = cv2.resize(image, (new_w, new_h), interpolation=interp)
     return out, (w / new_w, h / new_h)
