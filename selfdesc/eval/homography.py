@@ -32,6 +32,35 @@ HOMOGRAPHY_INCLUSIVE = True
 CORNER_MODES = ("reference", "target")
 
 
+def ransac_homography(
+    src: np.ndarray,
+    dst: np.ndarray,
+    threshold: float = 3.0,
+    max_iters: int = 5000,
+    confidence: float = 0.9995,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """OpenCV RANSAC homography from ``K x 2`` matched points ``src -> dst``.
+
+    Returns:
+        ``3 x 3`` float64 ``H`` (``dst ~ H src``) or ``None`` with fewer than 4 points or when
+        OpenCV finds no model, and the ``(K,)`` bool inlier mask (all False on failure).
+    """
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    none = np.zeros(len(src), bool)
+    if len(src) < 4:
+        return None, none
+    try:
+        H, mask = cv2.findHomography(
+            src, dst, cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=max_iters, confidence=confidence
+        )
+    except cv2.error:  # degenerate configurations (e.g. all points identical)
+        return None, none
+    if H is None or H.shape != (3, 3) or not np.all(np.isfinite(H)):
+        return None, none
+    return H, (mask.reshape(-1).astype(bool) if mask is not None else none)
+
+
 def estimate_homography(
     kp0: np.ndarray,
     kp1: np.ndarray,
@@ -53,19 +82,9 @@ def estimate_homography(
         OpenCV finds no model.
     """
     matches = np.asarray(matches, np.int64).reshape(-1, 2)
-    if len(matches) < 4:
-        return None
     src = np.asarray(kp0, np.float64)[matches[:, 0]]
     dst = np.asarray(kp1, np.float64)[matches[:, 1]]
-    try:
-        H, _ = cv2.findHomography(
-            src, dst, cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=max_iters, confidence=confidence
-        )
-    except cv2.error:  # degenerate configurations (e.g. all points identical)
-        return None
-    if H is None or H.shape != (3, 3) or not np.all(np.isfinite(H)):
-        return None
-    return H
+    return ransac_homography(src, dst, threshold, max_iters, confidence)[0]
 
 
 def homography_error(
