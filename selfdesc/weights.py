@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from selfdesc.errors import WeightsError
 
@@ -45,3 +46,38 @@ def weight_file(relative: str, weights_dir: str | Path | None, feature: str) -> 
     if not path.is_file():
         raise WeightsError(f"{path}: missing weight file for feature '{feature}' (check --weights-dir)")
     return path
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """``torch.load`` a local weight file on the CPU, tensors and plain containers only (``weights_only``).
+
+    Raises:
+        WeightsError: the file cannot be read that way.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weight file
+        raise WeightsError(f"{path}: cannot load as a weights-only torch checkpoint ({type(exc).__name__})") from None
+
+
+def load_state_checked(module: Any, state: Any, path: str | Path, allowed_missing: tuple[str, ...] = ()) -> None:
+    """``module.load_state_dict(state)``, strict except for ``allowed_missing`` (non-learned buffers).
+
+    Raises:
+        WeightsError: naming ``path`` and the first missing / unexpected / mis-shaped keys.
+    """
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: expected a state dict, got {type(state).__name__}")
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
+        raise WeightsError(f"{path}: weights do not fit {type(module).__name__} ({detail})") from None
+    missing = [k for k in result.missing_keys if k not in allowed_missing]
+    if missing or result.unexpected_keys:
+        raise WeightsError(
+            f"{path}: weights do not fit {type(module).__name__} "
+            f"(missing {missing[:3]}, unexpected {list(result.unexpected_keys)[:3]})"
+        )

@@ -1,0 +1,161 @@
+"""Learned peer features through kornia: DISK, ALIKED and XFeat.
+
+Weights are read from local files only (never downloaded), resolved inside the weights
+directory by :func:`selfdesc.weights.weight_file`:
+
+* DISK: ``disk/depth-save.pth`` (state dict under ``'extractor'``),
+* ALIKED: ``aliked/<model>.pth`` (``model`` = aliked-t16 / aliked-n16 / aliked-n16rot / aliked-n32),
+* XFeat: ``xfeat/xfeat.pt`` (the backbone ``XFeatModel``).
+
+All three take RGB in [0, 1] (XFeat averages the channels itself). Keypoint convention, from
+reading kornia 0.9.0's sources:
+
+* DISK: keypoints are the integer pixels of the full-resolution heatmap: pixel centres
+  already. Inputs are zero-padded at the bottom/right to multiples of 16 and the maps are
+  cropped back before the NMS, so no keypoint lies in the padding.
+* ALIKED: sub-pixel positions on the full-resolution score map, converted with
+  ``(w - 1, h - 1)`` from ``align_corners=True`` normalised coordinates: pixel centres already.
+* XFeat: the image is resized (bilinear, half-pixel centres) to ``W' x H'``, multiples of 32,
+  and kornia reports an integer pixel ``i`` of the resized image at ``i * W / W'``. The
+  pixel-centre position is ``(i + 0.5) * W / W' - 0.5``; we add ``0.5 * (W / W' - 1)``
+  (zero when ``W`` is a multiple of 32).
+
+Defaults follow the published settings: DISK keeps at most ``num_keypoints`` = 8192 maxima of
+a 5x5 NMS with score > 0 (the DISK HPatches cache used a 1024 px long side and 2048 / 8000
+keypoints; set ``resize_max`` / ``max_keypoints`` for that); ALIKED-n16 with score threshold
+0.2, NMS radius 2 and at most 5000 keypoints; XFeat top-k 4096 with threshold 0.05.
+``resize_max`` is None (full resolution) for all three: the caller decides.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import kornia.feature as KF
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfdesc.errors import ConfigError, WeightsError
+from selfdesc.features.base import Extractor
+from selfdesc.weights import load_state_checked, read_checkpoint, weight_file
+
+
+def load_weights(module: nn.Module, path: Path, key: str | None = None, allowed_missing: tuple[str, ...] = ()) -> None:
+    """Load the local file ``path`` (its entry ``key`` if given) into ``module``.
+
+    Raises:
+        WeightsError: unreadable file, or keys / shapes that do not fit the network.
+    """
+    state = read_checkpoint(path)
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            raise WeightsError(f"{path}: expected a checkpoint with a '{key}' entry")
+        state = state[key]
+    load_state_checked(module, state, path, allowed_missing)
+
+
+class _KorniaPeer(Extractor):
+    """Shared part: local weights, eval mode, L2-normalised float32 outputs."""
+
+    needs_weights: ClassVar[bool] = True
+
+    def _finish(self, keypoints: torch.Tensor, scores: torch.Tensor, descriptors: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "keypoints": keypoints.float().reshape(-1, 2),
+            "scores": scores.float().reshape(-1),
+            "descriptors": F.normalize(descriptors.float(), p=2, dim=1),
+        }
+
+
+class DISK(_KorniaPeer):
+    """DISK (depth weights), 128-D. Options: ``num_keypoints`` 8192, ``window_size`` 5, ``score_threshold`` 0."""
+
+    name = "disk"
+    default_conf: ClassVar[dict[str, Any]] = {
+        "weights_dir": None,
+        "weights": "disk/depth-save.pth",
+        "num_keypoints": 8192,
+        "window_size": 5,
+        "score_threshold": 0.0,
+    }
+
+    def _init(self, conf: dict[str, Any]) -> None:
+        self.net = KF.DISK()
+        load_weights(self.net, weight_file(conf["weights"], conf["weights_dir"], self.name), key="extractor")
+        self.net.eval()
+
+    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.conf
+        if max(image.shape[-2:]) <= 16:
+            # the U-Net's instance norms need more than one pixel at 1/16 resolution
+            empty = image.new_zeros((0, 2))
+            return self._finish(empty, empty[:, 0], image.new_zeros((0, self.net.desc_dim)))
+        feats = self.net(
+            image,
+            n=c["num_keypoints"],
+            window_size=int(c["window_size"]),
+            score_threshold=float(c["score_threshold"]),
+            pad_if_not_divisible=True,
+        )[0]
+        return self._finish(feats.keypoints, feats.detection_scores, feats.descriptors)
+
+
+class ALIKED(_KorniaPeer):
+    """ALIKED. Options: ``model`` (aliked-n16), ``detection_threshold`` 0.2, ``nms_radius`` 2, ``num_keypoints`` 5000."""
+
+    name = "aliked"
+    default_conf: ClassVar[dict[str, Any]] = {
+        "weights_dir": None,
+        "model": "aliked-n16",
+        "detection_threshold": 0.2,
+        "nms_radius": 2,
+        "num_keypoints": 5000,
+    }
+    models: ClassVar[tuple[str, ...]] = ("aliked-t16", "aliked-n16", "aliked-n16rot", "aliked-n32")
+
+    def _init(self, conf: dict[str, Any]) -> None:
+        if conf["model"] not in self.models:
+            raise ConfigError(f"feature 'aliked': unknown model '{conf['model']}' (known: {', '.join(self.models)})")
+        self.net = KF.ALIKED(
+            model_name=conf["model"],
+            max_num_keypoints=int(conf["num_keypoints"]),
+            detection_threshold=float(conf["detection_threshold"]),
+            nms_radius=int(conf["nms_radius"]),
+        )
+        path = weight_file(f"aliked/{conf['model']}.pth", conf["weights_dir"], self.name)
+        # dkd.hw_grid is a constant grid built in the constructor, not part of the published files
+        load_weights(self.net, path, allowed_missing=("dkd.hw_grid",))
+        self.net.eval()
+
+    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.net(image)[0]
+        return self._finish(feats.keypoints, feats.keypoint_scores, feats.descriptors)
+
+
+class XFeat(_KorniaPeer):
+    """XFeat sparse features, 64-D. Options: ``top_k`` 4096, ``detection_threshold`` 0.05."""
+
+    name = "xfeat"
+    default_conf: ClassVar[dict[str, Any]] = {
+        "weights_dir": None,
+        "weights": "xfeat/xfeat.pt",
+        "top_k": 4096,
+        "detection_threshold": 0.05,
+    }
+
+    def _init(self, conf: dict[str, Any]) -> None:
+        self.net = KF.XFeat(top_k=int(conf["top_k"]), detection_threshold=float(conf["detection_threshold"]))
+        load_weights(self.net.net, weight_file(conf["weights"], conf["weights_dir"], self.name))
+        self.net.eval()
+
+    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        h, w = image.shape[-2:]
+        feats = self.net.detectAndCompute(image)[0]
+        # kornia reports resized pixel i at i * W / W'; its centre is at (i + 0.5) * W / W' - 0.5
+        ratio = torch.tensor([w / max(32, w // 32 * 32), h / max(32, h // 32 * 32)], device=image.device)
+        keypoints = feats["keypoints"].clone() + 0.5 * (ratio - 1)
+        return self._finish(keypoints, feats["scores"].clone(), feats["descriptors"].clone())
+
+
+__all__ = ["DISK", "ALIKED", "XFeat", "load_weights"]
