@@ -33,7 +33,7 @@ def _default_features(weights_dir: str | None) -> list[str]:
 
     names = ["sift", "rootsift", "orb"]
     if weights_dir is not None or default_weights_dir() is not None:
-        for peer in ("disk", "aliked", "xfeat"):
+        for peer in ("aliked", "xfeat"):  # the peers that run in seconds on a CPU
             try:
                 cls = extractor_class(peer)
                 cls({"weights_dir": weights_dir})
@@ -44,7 +44,11 @@ def _default_features(weights_dir: str | None) -> list[str]:
 
 
 def run_demo(out: str | Path, features: str | None = None, weights_dir: str | None = None, device: str = "cpu") -> dict:
-    """Run the demo into ``out``; returns the results dict."""
+    """Run the demo into ``out``; returns the results dict.
+
+    Default features: SIFT, RootSIFT, ORB, plus ALIKED and XFeat when their weight files are
+    found (DISK and R2D2 take seconds per image on a CPU; ask for them with ``features``).
+    """
     from selfdesc.cli.common import check_device, parse_features
     from selfdesc.datasets.hpatches import load_hpatches
     from selfdesc.datasets.synth import build_synthetic, is_synthetic
@@ -66,7 +70,8 @@ def run_demo(out: str | Path, features: str | None = None, weights_dir: str | No
     pairs = load_hpatches(bench, split_list="all")
     print(f"demo: {len(pairs)} synthetic pairs from {len(SAMPLE_IMAGES)} scikit-image photos; features: {', '.join(names)}")
     config = HomographyBenchmarkConfig(device=device, weights_dir=weights_dir, max_keypoints=2048)
-    results, timings, _ = run_homography_benchmark(names, pairs, config)
+    run = run_homography_benchmark(names, pairs, config)
+    results, timings = run.results, run.timings
     write_results_json(out / "results.json", results)
     label = f"synthetic — {len(pairs)} pairs from scikit-image sample photos, top-2048 keypoints"
     table = markdown_table({n: {**r, "timing": timings[n].as_dict()} for n, r in results.items()}, label=label)

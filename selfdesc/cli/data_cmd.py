@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-images", type=int, default=None, help="use only the first N base images (sorted)")
     s.add_argument("--max-side", type=int, default=800, help="longest side of image 1 of every sequence")
+    s.add_argument("--max-rotation", type=float, default=None, help="largest in-plane rotation in degrees (default 40)")
+    s.add_argument("--max-tilt", type=float, default=None, help="largest out-of-plane tilt in degrees (default 55)")
+    s.add_argument("--max-scale", type=float, default=None, help="largest zoom factor (default 1.6)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     s.set_defaults(handler=run_synth)
 
@@ -25,10 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from selfdesc.datasets.synth import build_synthetic
+    from dataclasses import replace
 
+    from selfdesc.datasets.synth import build_synthetic
+    from selfdesc.geometry.random_homography import HomographyRanges
+
+    overrides = {"max_rotation_deg": args.max_rotation, "max_tilt_deg": args.max_tilt, "max_scale": args.max_scale}
+    ranges = replace(HomographyRanges(), **{k: v for k, v in overrides.items() if v is not None})
     out = build_synthetic(
-        args.base, args.out, seed=args.seed, num_images=args.num_images, max_side=args.max_side, overwrite=args.overwrite
+        args.base,
+        args.out,
+        seed=args.seed,
+        num_images=args.num_images,
+        max_side=args.max_side,
+        overwrite=args.overwrite,
+        homography_ranges=ranges,
     )
     print(f"synthetic benchmark written to {out}")
     return 0

@@ -3,6 +3,7 @@
 Outputs in ``--out DIR``:
   results.json    {feature: {split: {mma, homography_accuracy, num_features, num_matches, num_pairs}}}
   run.json        dataset, settings, extraction timing, versions
+  pairs.json      per feature, per pair: #matches, MMA@1/3/5, homography corner error
   results.md      Markdown table (labelled synthetic when it is)
   mma.png         MMA vs threshold, with published reference curves when available
   caches/<feature>.npy   our runs in the D2-Net cache format (HPatches-layout datasets)
@@ -98,7 +99,8 @@ def run_homography(args: argparse.Namespace) -> int:
         weights_dir=args.weights_dir,
     )
     print(f"evaluating {', '.join(features)} on {dataset.label}")
-    results, timings, accumulators = run_homography_benchmark(features, dataset.pairs, config, progress=not args.quiet)
+    run = run_homography_benchmark(features, dataset.pairs, config, progress=not args.quiet)
+    results, timings = run.results, run.timings
 
     write_results_json(out / "results.json", results)
     run_info = {
@@ -109,12 +111,13 @@ def run_homography(args: argparse.Namespace) -> int:
         "environment": _environment(),
     }
     write_results_json(out / "run.json", run_info)
+    write_results_json(out / "pairs.json", run.per_pair)
     label = ("synthetic — " if dataset.synthetic else "") + f"{dataset.kind}: {dataset.root.name}, {len(dataset.pairs)} pairs"
     with_timing = {name: {**res, "timing": timings[name].as_dict()} for name, res in results.items()}
     table = markdown_table(with_timing, label=label)
     write_text_atomic(out / "results.md", table)
     if all(p.split in ("i", "v") for p in dataset.pairs):
-        for name, acc in accumulators.items():
+        for name, acc in run.accumulators.items():
             write_d2net_cache(out / "caches" / f"{name}.npy", acc)
     if not args.no_plot:
         refs = reference_caches(args.references)

@@ -80,5 +80,6 @@ def extract_all(
             image_size=loaded.original_size,
         )
     timed = times[1:] if len(times) > 1 else times
-    timing = Timing(str(extractor.device), float(np.mean(timed)) if timed else float("nan"), len(paths))
+    device = "cpu" if extractor.cpu_only else str(extractor.device)
+    timing = Timing(device, float(np.mean(timed)) if timed else float("nan"), len(paths))
     return out, timing

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from selfdesc.datasets.base import HomographyPair
@@ -41,14 +42,36 @@ class HomographyBenchmarkConfig:
         return d
 
 
+@dataclass
+class BenchmarkRun:
+    """Everything one benchmark run produced.
+
+    Attributes:
+        results: the CLI contract ``{feature: {split: {mma, homography_accuracy, ...}}}``.
+        timings: extraction time per image, per feature.
+        accumulators: per-feature pair records (for D2-Net caches).
+        per_pair: per-feature list of per-pair details (see :func:`evaluate_features_on_pairs`).
+    """
+
+    results: dict[str, dict[str, Any]]
+    timings: dict[str, Timing]
+    accumulators: dict[str, EvalAccumulator]
+    per_pair: dict[str, list[dict[str, Any]]]
+
+
 def evaluate_features_on_pairs(
     features: dict[Path, ImageFeatures],
     pairs: Sequence[HomographyPair],
     config: HomographyBenchmarkConfig,
     progress: bool = True,
-) -> EvalAccumulator:
-    """Match every pair (MNN) and record reprojection and homography errors."""
+) -> tuple[EvalAccumulator, list[dict[str, Any]]]:
+    """Match every pair (MNN) and record reprojection and homography errors.
+
+    Returns:
+        the accumulator and one dict per pair (name, split, #matches, MMA@1/3/5, corner error).
+    """
     acc = EvalAccumulator()
+    details: list[dict[str, Any]] = []
     for pair in tqdm(pairs, desc="match", disable=not progress, leave=False, unit="pair"):
         f0, f1 = features[pair.image0], features[pair.image1]
         matches, _ = match_mnn(f0.descriptors, f1.descriptors, device=config.device)
@@ -61,14 +84,24 @@ def evaluate_features_on_pairs(
             max_iters=config.ransac_iters,
             confidence=config.ransac_confidence,
         )
+        h_err = homography_error(H_est, pair.H, f0.image_size, f1.image_size, corners=config.corners)
         acc.add_pair(
             pair.split,
             errors,
             (len(f0.keypoints), len(f1.keypoints)),
-            homography_error=homography_error(H_est, pair.H, f0.image_size, f1.image_size, corners=config.corners),
+            homography_error=h_err,
             image_ids=(str(pair.image0), str(pair.image1)),
         )
-    return acc
+        details.append(
+            {
+                "pair": pair.name,
+                "split": pair.split,
+                "num_matches": int(len(matches)),
+                "mma": {str(t): float(np.mean(errors <= t)) if len(errors) else 0.0 for t in (1, 3, 5)},
+                "homography_error": h_err if np.isfinite(h_err) else None,
+            }
+        )
+    return acc, details
 
 
 def run_homography_benchmark(
@@ -76,19 +109,15 @@ def run_homography_benchmark(
     pairs: Sequence[HomographyPair],
     config: HomographyBenchmarkConfig,
     progress: bool = True,
-) -> tuple[dict[str, dict[str, Any]], dict[str, Timing], dict[str, EvalAccumulator]]:
-    """Evaluate each feature on ``pairs``.
-
-    Returns:
-        ``results`` in the CLI contract shape ``{feature: {split: {...}}}``, the extraction
-        timing per feature, and the per-feature accumulators (for D2-Net caches).
-    """
+) -> "BenchmarkRun":
+    """Evaluate each feature on ``pairs`` (see :class:`BenchmarkRun` for the output)."""
     if not pairs:
         raise DatasetError("no image pairs to evaluate")
     images = [p for pair in pairs for p in (pair.image0, pair.image1)]
     results: dict[str, dict[str, Any]] = {}
     timings: dict[str, Timing] = {}
     accumulators: dict[str, EvalAccumulator] = {}
+    per_pair: dict[str, list[dict[str, Any]]] = {}
     for name in feature_names:
         extractor = load_extractor(
             name,
@@ -98,9 +127,9 @@ def run_homography_benchmark(
             **config.extractor_options.get(name, {}),
         )
         feats, timing = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=name)
-        acc = evaluate_features_on_pairs(feats, pairs, config, progress=progress)
+        acc, per_pair[name] = evaluate_features_on_pairs(feats, pairs, config, progress=progress)
         results[name] = acc.summary()
         timings[name] = timing
         accumulators[name] = acc
         del extractor
-    return results, timings, accumulators
+    return BenchmarkRun(results, timings, accumulators, per_pair)

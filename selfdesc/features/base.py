@@ -32,6 +32,8 @@ class Extractor(nn.Module):
     name: ClassVar[str] = "base"
     #: True when the model takes a 1-channel image.
     grayscale: ClassVar[bool] = False
+    #: True when the computation always runs on the CPU (OpenCV), whatever ``.to(device)`` says.
+    cpu_only: ClassVar[bool] = False
     default_conf: ClassVar[dict[str, Any]] = {}
     _base_conf: ClassVar[dict[str, Any]] = {"max_keypoints": None, "resize_max": None}
 

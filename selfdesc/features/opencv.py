@@ -61,6 +61,7 @@ class _OpenCVExtractor(Extractor):
     """Shared part: uint8 gray image in, keypoint NMS (``nms_radius``) out."""
 
     grayscale = True
+    cpu_only = True
 
     def _init(self, conf: dict[str, Any]) -> None:
         """Nothing to build: the OpenCV detector is created per call from ``self.conf``."""

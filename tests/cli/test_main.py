@@ -110,3 +110,22 @@ def test_info_commands(argv, capsys):
         code = exc.code
     assert code == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_synth_options_reach_the_manifest(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    _textured(base / "a.png", size=(120, 90))
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--base", str(base), "--out", str(out), "--seed", "3", "--max-rotation", "0", "--max-side", "100"]) == 0
+    manifest = json.loads((out / "SYNTHETIC.json").read_text())
+    assert manifest["seed"] == 3 and manifest["synthetic"] is True
+    assert manifest["homography_ranges"]["max_rotation_deg"] == 0
+    # a second build with another seed into the same folder via eval is refused, not silently reused
+    code = main(["eval", "homography", "--dataset", "synth", "--root", str(base), "--seed", "4", "--features", "orb", "--out", str(tmp_path / "e"), "--quiet", "--no-plot"])
+    assert code == 0  # builds into e/synth-benchmark with seed 4
+    assert json.loads((tmp_path / "e" / "synth-benchmark" / "SYNTHETIC.json").read_text())["seed"] == 4
+    assert json.loads((tmp_path / "e" / "run.json").read_text())["dataset"]["synthetic"] is True
+    assert set(json.loads((tmp_path / "e" / "pairs.json").read_text())["orb"][0]) >= {"pair", "split", "num_matches", "mma", "homography_error"}
+    code = main(["eval", "homography", "--dataset", "synth", "--root", str(base), "--seed", "5", "--features", "orb", "--out", str(tmp_path / "e"), "--quiet", "--no-plot"])
+    assert code == 2
