@@ -26,7 +26,7 @@ def draw_matches(
     keypoints1: np.ndarray,
     matches: np.ndarray,
     inliers: np.ndarray | None = None,
-    max_draw: int = 400,
+    max_draw: int = 250,
     title: str | None = None,
 ) -> np.ndarray:
     """Render matches between two images.
@@ -38,10 +38,10 @@ def draw_matches(
         inliers: optional ``K`` bool mask; inliers are drawn green, outliers red
             (all green when ``None``).
         max_draw: at most this many lines (evenly sub-sampled, outliers kept in proportion).
-        title: optional text drawn in the top-left corner.
+        title: optional text drawn in a white banner above the images.
 
     Returns:
-        ``H x (W0 + W1) x 3`` uint8 RGB canvas.
+        ``H x (W0 + W1) x 3`` uint8 RGB canvas (``H + 28`` rows with a title).
     """
     a, b = _to_bgr_uint8(image0), _to_bgr_uint8(image1)
     h = max(a.shape[0], b.shape[0])
@@ -62,8 +62,9 @@ def draw_matches(
         cv2.circle(canvas, tuple(map(int, p0)), 2, color, -1, cv2.LINE_AA)
         cv2.circle(canvas, tuple(map(int, p1)), 2, color, -1, cv2.LINE_AA)
     if title:
-        cv2.putText(canvas, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(canvas, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        banner = np.full((28, canvas.shape[1], 3), 255, np.uint8)
+        cv2.putText(banner, title, (8, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        canvas = np.concatenate([banner, canvas], axis=0)
     return canvas[:, :, ::-1].copy()
 
 
