@@ -198,11 +198,19 @@ def plot_mma(
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False)
+    ours = [i for i, lab in enumerate(labels) if lab in results]
+    order = ours + [i for i in range(len(labels)) if i not in ours]
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        frameon=False,
+    )
     if title:
         fig.suptitle(title)
-    rows = -(-len(labels) // min(3, len(labels)))
-    fig.tight_layout(rect=(0, min(0.45, 0.06 * rows + 0.02), 1, 1))
+    fig.tight_layout()
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return Path(out_png)
