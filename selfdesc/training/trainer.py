@@ -1,0 +1,284 @@
+"""The training engine every method (HNDesc, TPR, residual descriptors) plugs into.
+
+A *method* is an ``nn.Module`` whose ``forward(batch)`` takes the data-loader batch (already
+on the device) and returns a dict with a scalar ``"loss"`` and any other scalars to log.
+Pair generation and augmentation run inside the method, on the device; the loader only
+decodes images.
+
+What the engine gives every method: seeded runs; AdamW/Adam with warm-up + cosine or
+constant schedule; mixed precision (bf16 or fp16 with loss scaling); gradient clipping; a NaN
+guard (non-finite losses skip the step; too many in a row abort); tqdm progress; CSV (and
+TensorBoard when installed) logs; periodic validation through a callback; atomic checkpoints;
+``resume=True`` continues a killed run exactly (same step, optimizer/scheduler/scaler state,
+RNG state and data order); multi-GPU through ``torchrun`` (DistributedDataParallel, one
+process per GPU; gloo on CPU).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from selfdesc.config import dump_config
+from selfdesc.errors import ConfigError, SelfdescError
+from selfdesc.io.atomic import write_text_atomic
+from selfdesc.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from selfdesc.training.image_folder import ResumableSampler
+from selfdesc.training.logging import MetricLogger
+
+
+@dataclass
+class TrainConfig:
+    """Engine settings (method-specific settings live in the method's own config)."""
+
+    steps: int = 20000
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    optimizer: str = "adam"  # adam | adamw
+    schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    grad_clip: float | None = 10.0
+    max_bad_steps: int = 20
+    seed: int = 0
+    num_workers: int = 4
+    log_every: int = 20
+    checkpoint_every: int = 1000
+    validate_every: int = 1000
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NonFiniteLossError(SelfdescError):
+    """Too many consecutive steps produced a NaN/inf loss or gradient."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def distributed_context() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` otherwise)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _lr_factor(conf: TrainConfig, step: int) -> float:
+    if conf.warmup_steps and step < conf.warmup_steps:
+        return (step + 1) / conf.warmup_steps
+    if conf.schedule == "cosine":
+        t = (step - conf.warmup_steps) / max(1, conf.steps - conf.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return 1.0
+
+
+class Trainer:
+    """Train ``method`` on ``dataset`` into ``run_dir`` (see the module docstring).
+
+    Args:
+        method: the trainable module (``forward(batch) -> {"loss": ..., ...}``).
+        dataset: a map-style dataset returning dicts of tensors.
+        conf: engine settings.
+        run_dir: where ``config.yaml``, ``metrics.csv`` and ``checkpoints/`` go.
+        device: ``"cpu"`` or ``"cuda"``; under torchrun each process takes its local GPU.
+        validate: optional ``callback(model) -> {name: value}`` run every ``validate_every``
+            steps on rank 0; its ``"score"`` (higher is better) selects ``best.pt``.
+        full_config: the complete merged config, written to ``run_dir/config.yaml``.
+    """
+
+    def __init__(
+        self,
+        method: nn.Module,
+        dataset: Dataset,
+        conf: TrainConfig,
+        run_dir: str | Path,
+        device: str = "cpu",
+        validate: Callable[[nn.Module], dict[str, float]] | None = None,
+        full_config: dict[str, Any] | None = None,
+    ) -> None:
+        if conf.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"unknown precision '{conf.precision}' (fp32, bf16, fp16)")
+        if conf.optimizer not in ("adam", "adamw") or conf.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"unknown optimizer/schedule '{conf.optimizer}'/'{conf.schedule}'")
+        self.conf = conf
+        self.run_dir = Path(run_dir)
+        self.rank, self.world, local = distributed_context()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        self.device = torch.device(f"cuda:{local}" if device == "cuda" else "cpu")
+        if device == "cuda":
+            torch.cuda.set_device(self.device)
+        self.method = method.to(self.device)
+        self.model: nn.Module = method
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if device == "cuda" else None, find_unused_parameters=False
+            )
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if conf.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(params, lr=conf.lr, weight_decay=conf.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: _lr_factor(conf, s))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=conf.precision == "fp16")
+        self.dataset = dataset
+        self.validate = validate
+        self.full_config = full_config or {"train": asdict(conf)}
+        self.step = 0
+        self.best_score = -math.inf
+        self.is_main = self.rank == 0
+        self.logger = MetricLogger(self.run_dir, enabled=self.is_main)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+            "rng": rng_state(),
+            "config": self.full_config,
+            "world_size": self.world,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Load everything but the RNG state (restored once the data loader exists)."""
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best_score = float(state["best_score"])
+
+    def save(self, name: str = "last.pt") -> Path | None:
+        if not self.is_main:
+            return None
+        self.logger.flush()
+        return save_checkpoint(self.run_dir / "checkpoints" / name, self.state())
+
+    # ------------------------------------------------------------------ loop
+    def _loader(self) -> DataLoader:
+        sampler = ResumableSampler(
+            len(self.dataset),  # type: ignore[arg-type]
+            seed=self.conf.seed,
+            rank=self.rank,
+            num_replicas=self.world,
+            start=self.step * self.conf.batch_size,
+        )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.conf.batch_size,
+            sampler=sampler,
+            num_workers=self.conf.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=self.conf.num_workers > 0,
+        )
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self._to_device(v) for v in batch)
+        return batch
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every process (all skip together, so DDP never hangs)."""
+        flag = torch.isfinite(loss.detach()).to(torch.float32)
+        if self.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag)
+
+    def fit(self, resume: bool = False) -> dict[str, float]:
+        """Train until ``conf.steps``; returns the last logged metrics."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        seed_everything(self.conf.seed + self.rank)
+        saved: dict[str, Any] | None = None
+        if resume:
+            ckpt = latest_checkpoint(self.run_dir)
+            if ckpt is None:
+                raise SelfdescError(f"{self.run_dir}: nothing to resume (no checkpoints/last.pt)")
+            saved = load_checkpoint(ckpt, map_location="cpu")
+            self._restore(saved)
+            self.logger.truncate(self.step)
+        elif latest_checkpoint(self.run_dir) is not None:
+            raise SelfdescError(f"{self.run_dir}: holds a run already; pass --resume to continue it or choose another --out")
+        if self.is_main:
+            write_text_atomic(self.run_dir / "config.yaml", dump_config(self.full_config))
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.conf.precision)
+        bad_in_a_row = 0
+        last: dict[str, float] = {}
+        self.method.train()
+        bar = tqdm(total=self.conf.steps, initial=self.step, disable=not (self.conf.progress and self.is_main), unit="step")
+        batches = iter(self._loader())  # creating the iterator draws worker seeds from the global RNG
+        if saved is not None and saved.get("world_size", 1) == self.world:
+            set_rng_state(saved["rng"])  # ... so the saved RNG state is restored after it
+        t0 = time.perf_counter()
+        for batch in batches:
+            if self.step >= self.conf.steps:
+                break
+            batch = self._to_device(batch)
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                out = self.model(batch)
+            loss = out["loss"].float()
+            self.optimizer.zero_grad(set_to_none=True)
+            finite = self._all_finite(loss)
+            if finite:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                grads = [p.grad for p in self.method.parameters() if p.grad is not None]
+                norm = torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.conf.grad_clip or math.inf) if grads else torch.zeros(())
+                finite = bool(torch.isfinite(norm)) or self.conf.precision == "fp16"
+            if finite:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                bad_in_a_row = 0
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+                bad_in_a_row += 1
+                if bad_in_a_row > self.conf.max_bad_steps:
+                    self.save("last.pt")
+                    raise NonFiniteLossError(f"{bad_in_a_row} consecutive steps with a non-finite loss or gradient at step {self.step}")
+            with warnings.catch_warnings():  # a skipped (non-finite) first step is expected here
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                self.scheduler.step()
+            self.step += 1
+            bar.update(1)
+            if self.step % self.conf.log_every == 0 or self.step == self.conf.steps:
+                last = {k: float(v.detach().float()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+                last.update(lr=self.scheduler.get_last_lr()[0], skipped=float(not finite), steps_per_s=self.conf.log_every / max(1e-9, time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                self.logger.log(self.step, last)
+                bar.set_postfix(loss=f"{last['loss']:.4f}")
+            if self.validate is not None and self.is_main and (self.step % self.conf.validate_every == 0 or self.step == self.conf.steps):
+                self.method.eval()
+                with torch.no_grad():
+                    scores = self.validate(self.method)
+                self.method.train()
+                self.logger.log(self.step, {f"val/{k}": v for k, v in scores.items()})
+                if scores.get("score", -math.inf) > self.best_score:
+                    self.best_score = scores["score"]
+                    self.save("best.pt")
+            if self.step % self.conf.checkpoint_every == 0 or self.step == self.conf.steps:
+                self.save("last.pt")
+        bar.close()
+        self.logger.flush()
+        if self.world > 1:
+            dist.barrier()
+        return last
