@@ -69,23 +69,3 @@ class SuperPointNet(nn.Module):
             prob = torch.softmax(self.det_head(x), dim=1)[:, :-1]
             out["scores"] = F.pixel_shuffle(prob, self.stride)
         return out
-
-
-def sample_descriptors(desc: torch.Tensor, keypoints: torch.Tensor, stride: int) -> torch.Tensor:
-    """Bilinearly sample a stride-``s`` descriptor map at pixel-centre keypoints.
-
-    Args:
-        desc: ``(B, D, h, w)`` map whose cell ``(i, j)`` covers pixels ``s*j .. s*j + s - 1``.
-        keypoints: ``(B, N, 2)`` ``(x, y)`` in input-image pixels (pixel-centre convention).
-        stride: ``s``.
-
-    Returns:
-        ``(B, N, D)`` L2-normalised descriptors. The centre of cell ``j`` is pixel
-        ``s*j + (s-1)/2``; points are mapped to cell coordinates by ``(x - (s-1)/2) / s`` and
-        sampled with ``align_corners=True`` semantics (border cells clamp).
-    """
-    h, w = desc.shape[-2:]
-    cell = (keypoints - (stride - 1) / 2) / stride
-    grid = torch.stack([2 * cell[..., 0] / max(w - 1, 1) - 1, 2 * cell[..., 1] / max(h - 1, 1) - 1], dim=-1)
-    out = F.grid_sample(desc, grid[:, None], mode="bilinear", padding_mode="border", align_corners=True)
-    return F.normalize(out[:, :, 0].transpose(1, 2), dim=-1)

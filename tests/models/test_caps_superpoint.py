@@ -3,7 +3,8 @@ import torch
 
 from selfdesc.errors import WeightsError
 from selfdesc.models.caps import ResUNet
-from selfdesc.models.superpoint import SuperPointNet, sample_descriptors
+from selfdesc.models.sampling import sample_descriptors
+from selfdesc.models.superpoint import SuperPointNet
 
 
 def test_resunet_shapes_and_size():
@@ -47,9 +48,9 @@ def test_sample_descriptors_hits_cell_centres():
     s = 8
     # the centre of cell (row 1, col 2) is pixel (2*8 + 3.5, 1*8 + 3.5)
     kp = torch.tensor([[[2 * s + 3.5, 1 * s + 3.5], [0 * s + 3.5, 2 * s + 3.5]]])
-    out = sample_descriptors(desc, kp, s)
+    out = sample_descriptors(desc, kp, stride=s)
     expected = torch.nn.functional.normalize(torch.stack([desc[0, :, 1, 2], desc[0, :, 2, 0]]), dim=-1)
     torch.testing.assert_close(out[0], expected)
     # half-way between two cell centres is their average
-    mid = sample_descriptors(desc, torch.tensor([[[1 * s + 3.5 + s / 2, 3.5]]]), s)
+    mid = sample_descriptors(desc, torch.tensor([[[1 * s + 3.5 + s / 2, 3.5]]]), stride=s)
     torch.testing.assert_close(mid[0, 0], torch.nn.functional.normalize(desc[0, :, 0, 1] + desc[0, :, 0, 2], dim=0))
