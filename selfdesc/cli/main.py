@@ -15,11 +15,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:
-    from selfdesc.cli import data_cmd, demo_cmd, eval_cmd, features_cmd, stylize_cmd
+    from selfdesc.cli import data_cmd, demo_cmd, eval_cmd, features_cmd, stylize_cmd, train_cmd
 
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
-    for module in (eval_cmd, data_cmd, stylize_cmd, features_cmd, demo_cmd):
+    for module in (train_cmd, eval_cmd, data_cmd, stylize_cmd, features_cmd, demo_cmd):
         module.register(sub)
 
 

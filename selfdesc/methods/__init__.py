@@ -1,0 +1,1 @@
+"""Trainable methods that plug into :class:`selfdesc.training.trainer.Trainer`."""
