@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine: HNDesc training throughput (steps/s, pairs/s, GPU utilisation) on .carry/train-sample.
-# Usage: bash benchmarks/device_train.sh NUM_GPUS STEPS
+# Usage: [EXTRA="key=value ..."] bash benchmarks/device_train.sh NUM_GPUS STEPS
 set -uo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -9,7 +9,7 @@ NGPU=${1:-1}; STEPS=${2:-300}
 nvidia-smi --query-gpu=name --format=csv,noheader
 nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader -l 1 > $OUT/gpu_util.csv &
 SMI=$!
-ARGS="--config configs/hndesc_r2d2.yaml --images .carry/train-sample --out /tmp/run --device cuda train.steps=$STEPS train.log_every=25 train.checkpoint_every=100000 train.progress=false"
+ARGS="--config configs/hndesc_r2d2.yaml --images .carry/train-sample --out /tmp/run --device cuda train.steps=$STEPS train.log_every=25 train.checkpoint_every=100000 train.progress=false ${EXTRA:-}"
 START=$(date +%s.%N)
 if [ "$NGPU" = 1 ]; then python3 -m selfdesc train $ARGS; else torchrun --standalone --nproc_per_node $NGPU -m selfdesc train $ARGS; fi
 END=$(date +%s.%N)
