@@ -115,6 +115,9 @@ class APLossConfig:
             also for the signed CAPS descriptors, where every negative similarity falls in the
             lowest bin (spec §10.9): set ``(0.0, 1.0)`` for that fidelity.
         kappa: reliability threshold used when ``forward`` gets a reliability (R2D2: 0.5).
+        plain_weight: with a reliability, also add ``plain_weight * mean(1 - AP)``. R2D2 uses 0;
+            with 0, reliability can fall to 0 while AP < kappa and the descriptor stops learning
+            (seen in HNDesc runs, benchmarks/RESULTS.md §5), so selfdesc's HNDesc sets 1.
     """
 
     num_bins: int = 20
@@ -122,6 +125,7 @@ class APLossConfig:
     final_relu: bool = True
     sim_range: tuple[float, float] | None = None
     kappa: float = 0.5
+    plain_weight: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = self.resolved_range
@@ -183,6 +187,8 @@ class HNDescAPLoss(nn.Module):
             loss = (1 - ap).sum() / max(ap.numel(), 1)
         else:
             loss = reliability_ap_loss(ap, reliability[used], cfg.kappa)
+            if cfg.plain_weight:
+                loss = loss + cfg.plain_weight * (1 - ap).sum() / max(ap.numel(), 1)
         ap_per_query = torch.full_like(sim_pos, float("nan")).detach()
         ap_per_query[used] = ap.detach()
         mean_ap = ap.detach().mean() if ap.numel() else sim_pos.new_tensor(float("nan"))

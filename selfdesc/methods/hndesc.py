@@ -29,7 +29,7 @@ DEFAULT_CONF: dict[str, Any] = {
     "hcrops": {"crop_size": 192, "num_keypoints": 200},
     "augment": {"enabled": True},
     "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
-    "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "margin": 1.0},
+    "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "plain_weight": 1.0, "margin": 1.0},
     "detector": {"weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16},
     "keypoints": {"source": "textured", "num_source_points": 1024},
 }
@@ -61,7 +61,13 @@ class HNDesc(nn.Module):
         lc = self.conf["loss"]
         if lc["name"] == "ap":
             self.loss_fn: nn.Module = HNDescAPLoss(
-                APLossConfig(num_bins=lc["num_bins"], num_negatives=self.miner.num_negatives, final_relu=b["final_relu"], kappa=lc["kappa"])
+                APLossConfig(
+                    num_bins=lc["num_bins"],
+                    num_negatives=self.miner.num_negatives,
+                    final_relu=b["final_relu"],
+                    kappa=lc["kappa"],
+                    plain_weight=lc["plain_weight"],
+                )
             )
         elif lc["name"] == "triplet":
             self.loss_fn = TripletLoss(TripletConfig(margin=lc["margin"]))

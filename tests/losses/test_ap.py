@@ -142,3 +142,18 @@ def test_hndesc_loss_with_reliability() -> None:
     out = HNDescAPLoss()(query, positive, negatives, reliability=rel)
     want = reliability_ap_loss(out["ap_per_query"], rel)
     assert out["loss"].item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_plain_weight_keeps_descriptor_gradient_when_reliability_is_zero() -> None:
+    from selfdesc.losses.ap import APLossConfig, HNDescAPLoss
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=-1).requires_grad_()
+    p = torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    n = torch.nn.functional.normalize(torch.randn(6, 5, 8, generator=g), dim=-1)
+    zero_r = torch.zeros(6)
+    for weight, expect_grad in ((0.0, False), (1.0, True)):
+        q.grad = None
+        loss = HNDescAPLoss(APLossConfig(num_negatives=5, final_relu=False, plain_weight=weight))(q, p, n, reliability=zero_r)["loss"]
+        loss.backward()
+        assert (q.grad.abs().sum() > 0) == expect_grad
