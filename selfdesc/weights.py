@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from selfdesc.errors import WeightsError
+from selfdesc.shared_data import shared_data_path
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
-_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def default_weights_dir() -> Path | None:
@@ -23,11 +23,8 @@ def default_weights_dir() -> Path | None:
     env = os.environ.get("SELFDESC_WEIGHTS_DIR")
     if env:
         return Path(env)
-    for base in (Path.cwd(), _CHECKOUT):
-        cand = base.parent / "shared" / "data" / "weights"
-        if cand.is_dir():
-            return cand
-    return None
+    found = shared_data_path("weights")
+    return found if found is not None and found.is_dir() else None
 
 
 def weight_file(relative: str, weights_dir: str | Path | None, feature: str) -> Path:

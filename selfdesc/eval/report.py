@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from selfdesc.eval.aggregate import NAMED_SPLITS, threshold_key
 from selfdesc.eval.d2net_cache import read_d2net_cache
 from selfdesc.io.atomic import atomic_path, write_text_atomic
+from selfdesc.shared_data import shared_data_path
 
-_CHECKOUT = Path(__file__).resolve().parents[2]
-_REFERENCE_SUBDIR = Path("shared") / "data" / "reference-results" / "hpatches-d2net-caches"
+_REFERENCE_SUBDIR = "reference-results/hpatches-d2net-caches"
 
 #: Well-known published caches (file name in the reference folder -> display label).
 REFERENCE_CACHES = {
@@ -48,11 +48,8 @@ _SPLIT_TITLES = {"overall": "overall", "i": "illumination (i)", "v": "viewpoint 
 def default_reference_dir() -> Path | None:
     """``../shared/data/reference-results/hpatches-d2net-caches`` next to the current folder
     or next to the selfdesc checkout, whichever exists first; ``None`` if neither does."""
-    for base in (Path.cwd(), _CHECKOUT):
-        cand = base.parent / _REFERENCE_SUBDIR
-        if cand.is_dir():
-            return cand
-    return None
+    found = shared_data_path(_REFERENCE_SUBDIR)
+    return found if found is not None and found.is_dir() else None
 
 
 def reference_caches(directory: str | Path | None = None) -> list[Path]:

@@ -15,7 +15,7 @@ from selfdesc.datasets.base import HomographyPair
 from selfdesc.errors import DatasetError
 from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all
 from selfdesc.eval.homography import estimate_homography, homography_error
-from selfdesc.eval.mma import EvalAccumulator, match_errors
+from selfdesc.eval.mma import EvalAccumulator, match_errors, pair_mma
 from selfdesc.features import load_extractor
 from selfdesc.matching import match_mnn
 
@@ -97,7 +97,7 @@ def evaluate_features_on_pairs(
                 "pair": pair.name,
                 "split": pair.split,
                 "num_matches": int(len(matches)),
-                "mma": {str(t): float(np.mean(errors <= t)) if len(errors) else 0.0 for t in (1, 3, 5)},
+                "mma": dict(zip(("1", "3", "5"), map(float, pair_mma(errors, (1, 3, 5))))),
                 "homography_error": h_err if np.isfinite(h_err) else None,
             }
         )
