@@ -51,10 +51,14 @@ def read_checkpoint(path: str | Path) -> Any:
     Raises:
         WeightsError: the file cannot be read that way.
     """
+    import numpy as np
     import torch
 
+    # numpy arrays (the RNG state inside our training checkpoints) are data, not code
+    numpy_globals = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_globals):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weight file
         raise WeightsError(f"{path}: cannot load as a weights-only torch checkpoint ({type(exc).__name__})") from None
 
@@ -78,3 +82,76 @@ def load_state_checked(module: Any, state: Any, path: str | Path, allowed_missin
             f"{path}: weights do not fit {type(module).__name__} "
             f"(missing {missing[:3]}, unexpected {list(result.unexpected_keys)[:3]})"
         )
+
+
+MODEL_FORMAT = "selfdesc-model/1"
+
+
+def save_model_file(path: str | Path, *, method: str, conf: dict[str, Any], state_dict: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write one of our trained models atomically: ``{"format", "method", "conf", "state_dict", "meta"}``.
+
+    ``conf`` is what the method's feature extractor needs to rebuild the network; tensors are
+    stored on the CPU.
+    """
+    import torch
+
+    from selfdesc.io.atomic import atomic_path
+
+    payload = {
+        "format": MODEL_FORMAT,
+        "method": method,
+        "conf": conf,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "meta": meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _export_training_checkpoint(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    from selfdesc.methods import build_method
+
+    try:
+        method_conf = dict(ckpt["config"]["method"])
+        name = method_conf.pop("name")
+        model = build_method(name, method_conf)
+    except (KeyError, TypeError):
+        raise WeightsError(f"{path}: training checkpoint without a usable 'config.method' entry") from None
+    load_state_checked(model, ckpt["model"], path)
+    exported = model.export()
+    meta = {"step": int(ckpt.get("step", -1)), "source": str(path), "train_config": ckpt["config"]}
+    return {"format": MODEL_FORMAT, "method": name, "conf": exported["conf"], "state_dict": exported["state_dict"], "meta": meta}
+
+
+def read_model_file(path: str | Path, method: str | None = None) -> dict[str, Any]:
+    """Read a model file of ours, or a training checkpoint (``RUN/checkpoints/last.pt``) exported on the fly.
+
+    Returns ``{"format", "method", "conf", "state_dict", "meta"}``.
+
+    Raises:
+        WeightsError: missing or unreadable file, not one of our formats, or (with ``method``)
+            a model of another method.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such model file")
+    data = read_checkpoint(path)
+    if isinstance(data, dict) and "model" in data and "config" in data and "optimizer" in data:
+        data = _export_training_checkpoint(path, data)
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise WeightsError(f"{path}: not a selfdesc model file (expected format {MODEL_FORMAT} or a training checkpoint)")
+    if method is not None and data.get("method") != method:
+        raise WeightsError(f"{path}: holds a '{data.get('method')}' model, expected '{method}'")
+    return data
+
+
+def export_run(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+    """Export a training checkpoint to a model file at ``out``; returns ``{"method", "step"}``."""
+    data = read_model_file(checkpoint)
+    save_model_file(out, method=data["method"], conf=data["conf"], state_dict=data["state_dict"], meta=data["meta"])
+    return {"method": data["method"], "step": data["meta"].get("step", -1)}
+
+
+def package_model(name: str) -> Path:
+    """Path of a model file shipped in ``selfdesc/weights/`` (may not exist)."""
+    return PACKAGE_WEIGHTS / name

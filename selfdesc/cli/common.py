@@ -12,7 +12,7 @@ def add_feature_options(parser: argparse.ArgumentParser, default_features: str |
         "--features",
         required=default_features is None,
         default=default_features,
-        help="comma-separated feature names (see `selfdesc features`)",
+        help="comma-separated feature names (see `selfdesc features`) or paths of model files / training checkpoints",
     )
     parser.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
     parser.add_argument("--max-keypoints", type=int, default=None, help="keep at most N keypoints per image (by score)")
@@ -20,13 +20,13 @@ def add_feature_options(parser: argparse.ArgumentParser, default_features: str |
 
 
 def parse_features(text: str) -> list[str]:
-    """Split and validate a comma-separated feature list."""
-    from selfdesc.features import REGISTRY, available_features
+    """Split and validate a comma-separated list of feature names or model-file paths."""
+    from selfdesc.features import REGISTRY, available_features, is_model_path
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ConfigError("--features is empty")
-    unknown = [n for n in names if n not in REGISTRY]
+    unknown = [n for n in names if n not in REGISTRY and not is_model_path(n)]
     if unknown:
         raise ConfigError(f"unknown feature(s) {', '.join(unknown)} (available: {', '.join(available_features())})")
     return names

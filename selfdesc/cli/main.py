@@ -14,13 +14,26 @@ from selfdesc.errors import SelfdescError
 Handler = Callable[[argparse.Namespace], int]
 
 
+#: command modules of ``selfdesc.cli``, in help order; each defines ``register(subparsers)``
+COMMAND_MODULES: list[str] = [
+    "train_cmd",
+    "export_cmd",
+    "eval_cmd",
+    "data_cmd",
+    "stylize_cmd",
+    "features_cmd",
+    "demo_cmd",
+    "index_cmd",
+]
+
+
 def _add_commands(parser: argparse.ArgumentParser) -> None:
-    from selfdesc.cli import data_cmd, demo_cmd, eval_cmd, features_cmd, stylize_cmd, train_cmd
+    import importlib
 
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
-    for module in (train_cmd, eval_cmd, data_cmd, stylize_cmd, features_cmd, demo_cmd):
-        module.register(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"selfdesc.cli.{name}").register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,9 +3,12 @@
     selfdesc train --config configs/hndesc_r2d2.yaml --images DIR --out RUN_DIR [--resume]
                    [--device cuda] [key.path=value ...]
 
-The config has three sections: ``train`` (engine: steps, batch size, lr, precision, ...;
+The config has four sections: ``train`` (engine: steps, batch size, lr, precision, ...;
 see :class:`selfdesc.training.trainer.TrainConfig`), ``data`` (``size: [W, H]`` the training
-images are resized/cropped to) and ``method`` (``name`` plus that method's options). Dotted
+images are resized/cropped to), ``val`` (``images: DIR`` of held-out base images turns on
+MMA@3 validation every ``train.validate_every`` steps, see
+:class:`selfdesc.training.validation.ValidationConfig`) and ``method`` (``name`` plus that
+method's options). Dotted
 overrides after the options change any value, e.g. ``train.steps=500 method.miner.pool=both``.
 Multi-GPU: ``torchrun --nproc_per_node N -m selfdesc train ... --device cuda``.
 """
@@ -27,29 +30,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def default_config() -> dict[str, Any]:
-    from selfdesc.methods.hndesc import DEFAULT_CONF
+def default_config(method: str = "hndesc") -> dict[str, Any]:
+    """Engine defaults plus the defaults of ``method``."""
+    from selfdesc.methods import method_defaults
     from selfdesc.training.trainer import TrainConfig
 
-    return {"train": asdict(TrainConfig()), "data": {"size": [320, 240]}, "method": {"name": "hndesc", **DEFAULT_CONF}}
+    from selfdesc.training.validation import ValidationConfig
+
+    return {
+        "train": asdict(TrainConfig()),
+        "data": {"size": [320, 240], "stylized_root": None, "index": None},
+        "val": asdict(ValidationConfig()),
+        "method": {"name": method, **method_defaults(method)},
+    }
+
+
+def method_name(config_path: str | None, overrides: list[str]) -> str:
+    """The method a run trains: ``method.name`` from the last override, else the YAML file, else hndesc."""
+    from selfdesc.config import parse_override, read_yaml
+
+    name = "hndesc"
+    if config_path is not None:
+        name = (read_yaml(config_path).get("method") or {}).get("name", name)
+    for text in overrides:
+        value = parse_override(text)
+        if isinstance(value.get("method"), dict) and "name" in value["method"]:
+            name = value["method"]["name"]
+    return str(name)
 
 
 def run(args: argparse.Namespace) -> int:
     from selfdesc.cli.common import check_device
     from selfdesc.config import load_config
-    from selfdesc.errors import ConfigError
-    from selfdesc.methods.hndesc import HNDesc
+    from selfdesc.methods import build_method
     from selfdesc.training.image_folder import ImageFolder
     from selfdesc.training.trainer import TrainConfig, Trainer
 
     device = check_device(args.device)
-    conf = load_config(default_config(), args.config, args.overrides, open_keys=["train.extra"])
+    conf = load_config(default_config(method_name(args.config, args.overrides)), args.config, args.overrides, open_keys=["train.extra"])
     method_conf = dict(conf["method"])
     name = method_conf.pop("name")
-    if name != "hndesc":
-        raise ConfigError(f"unknown method '{name}' (available: hndesc)")
-    dataset = ImageFolder(args.images, size=tuple(conf["data"]["size"]))
-    trainer = Trainer(HNDesc(method_conf), dataset, TrainConfig(**conf["train"]), args.out, device=device, full_config=conf)
+    method = build_method(name, method_conf)
+    loader_options = getattr(method, "loader_options", None)  # extras the method needs from the loader
+    dataset = ImageFolder(args.images, **(loader_options(conf["data"]) if loader_options else {"size": tuple(conf["data"]["size"])}))
+    validate = None
+    if conf["val"]["images"] is not None:
+        from selfdesc.training.validation import SyntheticValidation, ValidationConfig
+
+        validate = SyntheticValidation(ValidationConfig(**conf["val"]), name, args.out, device=device)
+    trainer = Trainer(method, dataset, TrainConfig(**conf["train"]), args.out, device=device, validate=validate, full_config=conf)
     last = trainer.fit(resume=args.resume)
     if dataset.skipped:
         print(f"skipped {len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]}")

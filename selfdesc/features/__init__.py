@@ -21,7 +21,24 @@ REGISTRY: dict[str, str] = {
     "aliked": "selfdesc.features.kornia_peers:ALIKED",
     "xfeat": "selfdesc.features.kornia_peers:XFeat",
     "r2d2": "selfdesc.features.r2d2:R2D2",
+    "tpr": "selfdesc.features.tpr:TPRFeatures",
+    "residual-sift": "selfdesc.features.residual:ResidualSIFT",
+    "residual-rootsift-upright": "selfdesc.features.residual:ResidualRootSIFTUpright",
+    "hndesc": "selfdesc.features.hndesc:HNDescFeatures",
+    "default": "selfdesc.features.hndesc:HNDescFeatures",
 }
+
+
+#: method of a model file (see :func:`selfdesc.weights.read_model_file`) -> the feature that reads it
+MODEL_FEATURES: dict[str, str] = {
+    "hndesc": "hndesc",
+    "tpr": "tpr",
+}
+
+
+def is_model_path(name: str) -> bool:
+    """True when ``name`` is not a registered feature but an existing file (a model file or checkpoint)."""
+    return name not in REGISTRY and Path(name).is_file()
 
 
 def available_features() -> list[str]:
@@ -46,18 +63,26 @@ def load_extractor(
     """Build the extractor ``name`` in eval mode on ``device``.
 
     Args:
-        name: a registered feature name (see :func:`available_features`).
+        name: a registered feature name (see :func:`available_features`), or the path of one of
+            our model files / training checkpoints (its method picks the extractor).
         weights_dir: where peer weights live (see :mod:`selfdesc.weights`); used only by
             extractors that need a weight file.
         device: ``"cpu"`` or ``"cuda"``.
         **conf: options of the extractor (``max_keypoints``, ``resize_max``, ...); ``None``
             values are dropped so that defaults apply.
     """
-    cls = extractor_class(name)
     conf = {k: v for k, v in conf.items() if v is not None}
+    if is_model_path(name):
+        from selfdesc.weights import read_model_file
+
+        method = read_model_file(name)["method"]
+        if method not in MODEL_FEATURES:
+            raise ConfigError(f"{name}: no feature extractor reads '{method}' models")
+        name, conf = MODEL_FEATURES[method], {**conf, "checkpoint": name}
+    cls = extractor_class(name)
     if getattr(cls, "needs_weights", False):
         conf["weights_dir"] = weights_dir
     return cls(conf).eval().to(device)
 
 
-__all__ = ["Extractor", "REGISTRY", "available_features", "extractor_class", "load_extractor"]
+__all__ = ["Extractor", "MODEL_FEATURES", "REGISTRY", "is_model_path", "available_features", "extractor_class", "load_extractor"]

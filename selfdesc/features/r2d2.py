@@ -81,13 +81,17 @@ class R2D2(Extractor):
     }
 
     def _init(self, conf: dict[str, Any]) -> None:
+        self._resolve_variant(conf)
+        self.net = QuadL2Net.from_r2d2_checkpoint(weight_file(conf["checkpoint"], conf["weights_dir"], self.name))
+        self.net.eval()
+
+    def _resolve_variant(self, conf: dict[str, Any]) -> None:
+        """Fill the unset scale / size options from ``conf["variant"]``."""
         if conf["variant"] not in VARIANTS:
-            raise ConfigError(f"feature 'r2d2': unknown variant '{conf['variant']}' (known: {', '.join(VARIANTS)})")
+            raise ConfigError(f"feature '{self.name}': unknown variant '{conf['variant']}' (known: {', '.join(VARIANTS)})")
         for key, value in VARIANTS[conf["variant"]].items():
             if conf[key] is None:
                 conf[key] = value
-        self.net = QuadL2Net.from_r2d2_checkpoint(weight_file(conf["checkpoint"], conf["weights_dir"], self.name))
-        self.net.eval()
 
     def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.conf
