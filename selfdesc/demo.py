@@ -29,9 +29,10 @@ def sample_image_dir() -> Path:
 
 def _default_features(weights_dir: str | None) -> list[str]:
     from selfdesc.features import extractor_class
-    from selfdesc.weights import default_weights_dir
+    from selfdesc.features.hndesc import DEFAULT_MODEL
+    from selfdesc.weights import default_weights_dir, package_model
 
-    names = ["sift", "rootsift", "orb"]
+    names = (["default"] if package_model(DEFAULT_MODEL).is_file() else []) + ["sift", "rootsift", "orb"]
     if weights_dir is not None or default_weights_dir() is not None:
         for peer in ("aliked", "xfeat"):  # the peers that run in seconds on a CPU
             try:
@@ -46,8 +47,9 @@ def _default_features(weights_dir: str | None) -> list[str]:
 def run_demo(out: str | Path, features: str | None = None, weights_dir: str | None = None, device: str = "cpu") -> dict:
     """Run the demo into ``out``; returns the results dict.
 
-    Default features: SIFT, RootSIFT, ORB, plus ALIKED and XFeat when their weight files are
-    found (DISK and R2D2 take seconds per image on a CPU; ask for them with ``features``).
+    Default features: our default model (shipped in the package), SIFT, RootSIFT, ORB, plus
+    ALIKED and XFeat when their weight files are found (DISK and R2D2 take seconds per image on
+    a CPU; ask for them with ``features``). The match picture shows our default model.
     """
     from selfdesc.cli.common import check_device, parse_features
     from selfdesc.datasets.hpatches import load_hpatches
@@ -84,7 +86,7 @@ def run_demo(out: str | Path, features: str | None = None, weights_dir: str | No
 
 
 def _draw_example(names, pairs, config, path: Path, results: dict) -> None:
-    """Draw the hardest viewpoint pair for the best feature (by overall MMA@3)."""
+    """Draw a viewpoint pair for our default model (or, without it, the best feature by MMA@3)."""
     from selfdesc.eval.homography import estimate_homography
     from selfdesc.eval.mma import match_errors
     from selfdesc.features import load_extractor
@@ -92,7 +94,7 @@ def _draw_example(names, pairs, config, path: Path, results: dict) -> None:
     from selfdesc.matching import match_mnn
     from selfdesc.viz import draw_matches, save_png
 
-    best = max(names, key=lambda n: results[n]["overall"]["mma"]["3"])
+    best = "default" if "default" in names else max(names, key=lambda n: results[n]["overall"]["mma"]["3"])
     view = [p for p in pairs if p.split == "v"] or list(pairs)
     pair = view[min(2, len(view) - 1)]
     ext = load_extractor(best, weights_dir=config.weights_dir, device=config.device, max_keypoints=config.max_keypoints)

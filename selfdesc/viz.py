@@ -75,3 +75,41 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(image[:, :, ::-1])):
             raise SelfdescError(f"{path}: could not write PNG")
     return path
+
+
+def visualize_pairs(
+    features: str | Path,
+    matches: str | Path,
+    image_root: str | Path,
+    out_dir: str | Path,
+    pairs: list[tuple[str, str]],
+    max_side: int = 1024,
+) -> list[Path]:
+    """Draw the matches of ``pairs`` from a features.h5 / matches.h5, one PNG per pair.
+
+    Verified matches (``inliers0`` stored) are drawn green for inliers and red for outliers;
+    without verification every match is green. Images are shown with their longest side at
+    most ``max_side``. Files are named ``<name0>__<name1>.png`` ('/' in names -> '-').
+
+    Returns:
+        The written paths.
+    """
+    from selfdesc.io.image import load_image
+    from selfdesc.pipeline.h5io import FeatureFile, open_h5, pair_matches
+
+    out_dir = Path(out_dir)
+    written = []
+    with FeatureFile(features) as ff, open_h5(matches, "matches") as fm:
+        for name0, name1 in pairs:
+            shown, kps = [], []
+            for name in (name0, name1):
+                loaded = load_image(Path(image_root) / name, resize_max=max_side)
+                sx, sy = loaded.scale
+                # original-image pixel-centre coordinates -> the shown (resized) image
+                kps.append((ff.read(name, descriptors=False)["keypoints"] + 0.5) / np.array([sx, sy]) - 0.5)
+                shown.append(loaded.image)
+            all_matches, _, inliers = pair_matches(fm, name0, name1)
+            title = f"{name0} - {name1}: {len(all_matches)} matches" + (f", {int(inliers.sum())} inliers" if inliers is not None else "")
+            canvas = draw_matches(shown[0], shown[1], kps[0], kps[1], all_matches, inliers, title=title)
+            written.append(save_png(canvas, out_dir / f"{name0.replace('/', '-')}__{name1.replace('/', '-')}.png"))
+    return written

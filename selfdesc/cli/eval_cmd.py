@@ -7,10 +7,14 @@ Outputs in ``--out DIR``:
   results.md      Markdown table (labelled synthetic when it is)
   mma.png         MMA vs threshold, with published reference curves when available
   caches/<feature>.npy   our runs in the D2-Net cache format (HPatches-layout datasets)
+
+``selfdesc eval pose`` (relative-pose AUC) and ``selfdesc eval sfm`` (SfM vs GT cameras) write
+their own results.json (see docs/sfm_pose.md).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 from datetime import datetime, timezone
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdesc.cli.common import add_feature_options, check_device, parse_features
+from selfdesc.errors import ConfigError, DatasetError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_feature_options(s)
     s.add_argument("--presets", default="240x320,480x640", help="comma-separated presets (240x320: 300 points, 480x640: 1000 points)")
     s.set_defaults(handler=run_superpoint)
+    _register_pose_and_sfm(esub)
 
 
 def _dataset_options(p: argparse.ArgumentParser) -> None:
@@ -159,6 +165,114 @@ def run_superpoint(args: argparse.Namespace) -> int:
         table = "*Synthetic HPatches-style benchmark.*\n\n" + table
     write_text_atomic(out / "superpoint.md", table)
     print(table)
+    return 0
+
+
+def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
+    """``eval pose`` (relative-pose AUC) and ``eval sfm`` (SfM against GT cameras); see docs/sfm_pose.md."""
+    p = esub.add_parser("pose", help="relative-pose AUC@5/10/20 (essential matrix with GT intrinsics)")
+    p.add_argument("--root", required=True, help="strecha: folder of scenes (each with images/ and cameras/); pairs: a SuperGlue pair list or its folder")
+    p.add_argument("--format", required=True, choices=["strecha", "pairs"], help="dataset layout")
+    add_feature_options(p)
+    p.add_argument("--out", required=True, help="output folder (results.json, run.json, pairs.json)")
+    p.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N (default: full resolution)")
+    p.add_argument("--ransac-threshold", type=float, default=1.0, help="essential-matrix RANSAC threshold in pixels")
+    p.add_argument("--min-overlap", type=float, default=None, help="strecha: co-visibility overlap threshold (default 0.5)")
+    p.add_argument("--max-angle", type=float, default=None, help="strecha: largest angle between optical axes, degrees (default 60)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run_pose)
+
+    f = esub.add_parser("sfm", help="SfM on Strecha scenes: camera-centre error after similarity alignment to GT")
+    f.add_argument("--root", required=True, help="folder of Strecha scenes (each with images/ and cameras/), or one scene")
+    add_feature_options(f)
+    f.add_argument("--out", required=True, help="output folder (results.json, <feature>/<scene>/...)")
+    f.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N")
+    f.add_argument("--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(handler=run_sfm_eval)
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe per-pair values: ``inf`` (failed estimate) becomes ``None``."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def run_pose(args: argparse.Namespace) -> int:
+    from selfdesc.datasets.scannet_pairs import load_pose_pairs
+    from selfdesc.datasets.strecha import DEFAULT_MAX_ANGLE, DEFAULT_MIN_OVERLAP, covisible_pairs, load_scenes
+    from selfdesc.eval.pose import PoseBenchmarkConfig, run_pose_benchmark
+    from selfdesc.eval.report import write_results_json
+
+    features = parse_features(args.features)
+    device = check_device(args.device)
+    if args.format == "strecha":
+        min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
+        max_angle = DEFAULT_MAX_ANGLE if args.max_angle is None else args.max_angle
+        pairs = [p for scene in load_scenes(args.root) for p in covisible_pairs(scene, min_overlap, max_angle)]
+        if not pairs:
+            raise DatasetError(f"{args.root}: no co-visible pairs (--min-overlap {min_overlap}, --max-angle {max_angle})")
+        protocol = {"pairs": "co-visible Strecha pairs", "min_overlap": min_overlap, "max_angle": max_angle}
+    else:
+        if args.min_overlap is not None or args.max_angle is not None:
+            raise ConfigError("--min-overlap / --max-angle apply to --format strecha only")
+        pairs = load_pose_pairs(args.root)
+        protocol = {"pairs": "SuperGlue pair list"}
+    config = PoseBenchmarkConfig(
+        max_keypoints=args.max_keypoints,
+        resize_max=args.resize_max,
+        device=device,
+        ransac_threshold=args.ransac_threshold,
+        weights_dir=args.weights_dir,
+    )
+    out = Path(args.out)
+    print(f"relative pose: {', '.join(features)} on {len(pairs)} pairs of {args.root}")
+    results, timings, per_pair = run_pose_benchmark(features, pairs, config, progress=not args.quiet)
+    write_results_json(out / "results.json", results)
+    run_info = {
+        "dataset": {"format": args.format, "root": str(args.root), "num_pairs": len(pairs), **protocol},
+        "protocol": "relative pose AUC@5/10/20 deg (SuperGlue): max(rotation, translation-direction) error",
+        "config": config.as_dict(),
+        "timing": {name: t.as_dict() for name, t in timings.items()},
+        "environment": _environment(),
+    }
+    write_results_json(out / "run.json", run_info)
+    write_results_json(out / "pairs.json", {name: [{k: _finite(v) for k, v in r.items()} for r in recs] for name, recs in per_pair.items()})
+    for name, res in results.items():
+        for scene, r in res.items():
+            auc = r["auc"]
+            print(f"{name:>10} {scene:>14}: AUC@5/10/20 {auc['5']:.3f} / {auc['10']:.3f} / {auc['20']:.3f}  ({r['num_pairs']} pairs)")
+    print(f"wrote {out / 'results.json'}")
+    return 0
+
+
+def run_sfm_eval(args: argparse.Namespace) -> int:
+    from selfdesc.datasets.strecha import load_scenes
+    from selfdesc.eval.report import write_results_json
+    from selfdesc.sfm.pipeline import SfMConfig, evaluate_scene
+    from selfdesc.sfm.reconstruct import summary_line
+
+    features = parse_features(args.features)
+    config = SfMConfig(
+        max_keypoints=args.max_keypoints,
+        resize_max=args.resize_max,
+        device=check_device(args.device),
+        weights_dir=args.weights_dir,
+        camera_mode="single",
+        progress=not args.quiet,
+    )
+    scenes = load_scenes(args.root)
+    out = Path(args.out)
+    results: dict[str, dict[str, Any]] = {}
+    for name in features:
+        results[name] = {}
+        for scene in scenes:
+            r = evaluate_scene(scene, name, out / name / scene.name, config)
+            results[name][scene.name] = r
+            med = "n/a" if r["median_centre_error"] is None else f"{r['median_centre_error']:.4f}"
+            mx = "n/a" if r["max_centre_error"] is None else f"{r['max_centre_error']:.4f}"
+            print(f"{name} {scene.name}: {summary_line(r['summary'])}; centre error median {med}, max {mx}")
+    write_results_json(out / "results.json", results)
+    write_results_json(out / "run.json", {"root": str(args.root), "config": {**config.__dict__}, "environment": _environment()})
+    print(f"wrote {out / 'results.json'}")
     return 0
 
 

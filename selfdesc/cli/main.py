@@ -24,6 +24,11 @@ COMMAND_MODULES: list[str] = [
     "features_cmd",
     "demo_cmd",
     "index_cmd",
+    "extract_cmd",
+    "pairs_cmd",
+    "match_cmd",
+    "onnx_cmd",
+    "sfm_cmd",
 ]
 
 

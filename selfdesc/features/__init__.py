@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "xfeat": "selfdesc.features.kornia_peers:XFeat",
     "r2d2": "selfdesc.features.r2d2:R2D2",
     "tpr": "selfdesc.features.tpr:TPRFeatures",
+    "residual": "selfdesc.features.residual:ResidualFeatures",
     "residual-sift": "selfdesc.features.residual:ResidualSIFT",
     "residual-rootsift-upright": "selfdesc.features.residual:ResidualRootSIFTUpright",
     "hndesc": "selfdesc.features.hndesc:HNDescFeatures",
@@ -33,6 +34,7 @@ REGISTRY: dict[str, str] = {
 MODEL_FEATURES: dict[str, str] = {
     "hndesc": "hndesc",
     "tpr": "tpr",
+    "residual": "residual",
 }
 
 

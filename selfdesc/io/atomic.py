@@ -13,7 +13,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success it replaces ``target``.
 
     The temporary file keeps ``target``'s suffix so that writers which infer the format
-    from the name (matplotlib, OpenCV, h5py) behave the same.
+    from the name (matplotlib, OpenCV, h5py) behave the same. The result gets the permissions
+    a plain ``open()`` would give (``0666`` minus the umask), not ``mkstemp``'s private ``0600``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -22,10 +23,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:

@@ -1,13 +1,37 @@
 """HNDesc training step (methods.md §2): H-crops pairs, photometric augmentation, hard-negative
-mining and the modified AP loss, plus (optionally) R2D2-style repeatability and reliability
-heads trained jointly and self-supervised (§3.3), so the model detects its own keypoints.
+mining and the modified AP loss, plus (optionally, r2d2 backbone) R2D2-style repeatability and
+reliability heads trained jointly and self-supervised (§3.3), so the model detects its own keypoints.
 
-``HNDesc(conf)`` is an ``nn.Module`` whose ``forward(batch)`` takes ``{"image": (B, 3, H, W)
-in [0, 1], "index": (B,)}`` (the image-folder batch, on the device) and returns the losses.
-``conf`` merges over :data:`DEFAULT_CONF` (see :mod:`selfdesc.config`).
+``HNDesc(conf)`` is an ``nn.Module`` whose ``forward(batch)`` takes the image-folder batch (on the
+device; see :class:`selfdesc.training.image_folder.ImageFolder`): ``{"image": (B, 3, H, W) in
+[0, 1], "index": (B,)}`` plus the extras asked for by :meth:`HNDesc.loader_options`
+(``keypoints`` / ``keypoint_mask`` for SIFT anchors, ``image_b`` for stylization, ``neighbours`` /
+``neighbour_index`` for the ``gd`` pool), and returns the losses. ``conf`` merges over
+:data:`DEFAULT_CONF` (see :mod:`selfdesc.config`).
+
+Options beyond the released HNDesc (all off by default):
+
+* ``backbone.name``: ``r2d2`` (dilated L2-Net, full resolution), ``caps`` (CAPS ResUNet fine
+  map, stride 4, §2.2.1) or ``superpoint`` (SuperPoint descriptor head, stride 8); only r2d2 has
+  detection heads (``heads: false`` is required for the others). ``mchan`` and ``final_relu``
+  are r2d2 options.
+* ``keypoints.source`` (anchors of the pairs): ``textured`` (random high-gradient pixels),
+  ``sift`` (OpenCV SIFT computed by the loader), ``own`` (top-k 3x3-NMS peaks of the network's
+  repeatability map on the batch, detached; ``textured`` before ``own_after_steps`` steps and
+  for backbones without heads).
+* ``stylize``: crop B comes from a stylized copy of the image with probability ``p`` (HNDesc:
+  0.7), made online by ``stylizer`` in the loader or read from ``data.stylized_root``.
+* ``miner.pool: gd``: negatives also from crops of each image's ``neighbours.num`` nearest
+  images in a global index (``data.index``, built by ``selfdesc index``), loaded by the loader.
+  ``selfgd``: the same with the network's own GeM global descriptors, retrieved over a memory
+  of recent crops (:class:`~selfdesc.training.neighbours.CropMemory`, ``neighbours.memory_size``
+  crops, descriptors recomputed every ``neighbours.refresh_every`` steps). As in HNDesc's
+  ``APCriterionInBatchGD`` the neighbour crops go through the network in the training graph,
+  so their negatives carry gradient like those of the B crops.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields
 from typing import Any
 
@@ -15,14 +39,19 @@ import torch
 from torch import nn
 
 from selfdesc.errors import ConfigError
+from selfdesc.features.nms import dense_nms_mask
 from selfdesc.losses.ap import APLossConfig, HNDescAPLoss
 from selfdesc.losses.repeatability import cosim_loss, homography_grid, peaky_loss
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
+from selfdesc.models.caps import ResUNet
 from selfdesc.models.l2net import QuadL2Net
 from selfdesc.models.sampling import sample_descriptors
+from selfdesc.models.superpoint import SuperPointNet
+from selfdesc.retrieval.gem import gem_pool
 from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.training.hcrops import HCropsConfig, make_pairs, random_textured_points
 from selfdesc.training.mining import Miner
+from selfdesc.training.neighbours import CropMemory
 
 DEFAULT_CONF: dict[str, Any] = {
     "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4},
@@ -31,8 +60,13 @@ DEFAULT_CONF: dict[str, Any] = {
     "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
     "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "plain_weight": 1.0, "margin": 1.0},
     "detector": {"weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16},
-    "keypoints": {"source": "textured", "num_source_points": 1024},
+    "keypoints": {"source": "textured", "num_source_points": 1024, "own_after_steps": 1000, "own_nms_radius": 1, "own_border": 4},
+    "stylize": {"enabled": False, "p": 0.7, "stylizer": "mixed", "style_bank": None},
+    "neighbours": {"num": 1, "memory_size": 128, "refresh_every": 1000, "gem_p": 3.0},
 }
+
+BACKBONES = ("r2d2", "caps", "superpoint")
+KEYPOINT_SOURCES = ("textured", "sift", "own")
 
 
 def _dataclass_from(cls: type, values: dict[str, Any]):
@@ -43,8 +77,50 @@ def _dataclass_from(cls: type, values: dict[str, Any]):
     return cls(**values)
 
 
+def build_backbone(conf: dict[str, Any]) -> tuple[nn.Module, int]:
+    """The descriptor network of ``method.backbone`` and its stride (crop pixels per map cell)."""
+    name = conf["name"]
+    if name == "r2d2":
+        return QuadL2Net({k: v for k, v in conf.items() if k != "name"}), 1
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown HNDesc backbone '{name}' (available: {', '.join(BACKBONES)})")
+    if conf["heads"] or conf["final_relu"]:
+        raise ConfigError(f"method.backbone: '{name}' has no detection heads and signed descriptors; set heads: false and final_relu: false")
+    if name == "caps":
+        net = ResUNet({"fine_dim": conf["dim"]})
+        net.conv_coarse.requires_grad_(False)  # HNDesc discards the coarse branch (kept for weight files)
+        return net, 4
+    net = SuperPointNet({"dim": conf["dim"], "detector": False})
+    return net, net.stride
+
+
+def repeatability_peaks(repeatability: torch.Tensor, num: int, radius: int = 1, border: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``num`` strongest local maxima of repeatability maps.
+
+    Args:
+        repeatability: ``(B, 1, H, W)`` scores.
+        num: peaks per map.
+        radius: NMS half window (1: 3x3, as R2D2).
+        border: pixels next to the edges that are never peaks.
+
+    Returns:
+        ``(B, num, 2)`` float32 ``(x, y)`` pixel centres (0 where missing) and ``(B, num)`` bool validity.
+    """
+    B, _, H, W = repeatability.shape
+    score = repeatability.float().masked_fill(~dense_nms_mask(repeatability.float(), radius), float("-inf"))
+    inner = torch.zeros_like(score, dtype=torch.bool)
+    inner[..., border : H - border, border : W - border] = True
+    top = score.masked_fill(~inner, float("-inf")).flatten(1).topk(min(num, H * W), dim=1)
+    valid = torch.isfinite(top.values)
+    xy = torch.stack([top.indices % W, top.indices // W], dim=-1).float().where(valid[..., None], 0.0)
+    if xy.shape[1] < num:
+        xy = torch.cat([xy, xy.new_zeros(B, num - xy.shape[1], 2)], dim=1)
+        valid = torch.cat([valid, valid.new_zeros(B, num - valid.shape[1])], dim=1)
+    return xy, valid
+
+
 class HNDesc(nn.Module):
-    """The HNDesc method (r2d2 backbone; see the module docstring)."""
+    """The HNDesc method (see the module docstring)."""
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -52,12 +128,22 @@ class HNDesc(nn.Module):
 
         self.conf = merge(DEFAULT_CONF, conf or {})
         b = self.conf["backbone"]
-        if b["name"] != "r2d2":
-            raise ConfigError(f"HNDesc backbone '{b['name']}' is not wired into training yet (available: r2d2)")
-        self.net = QuadL2Net({k: v for k, v in b.items() if k != "name"})
+        self.net, self.stride = build_backbone(b)
+        self.heads = b["name"] == "r2d2" and bool(b["heads"])
         self.hcrops = _dataclass_from(HCropsConfig, self.conf["hcrops"])
+        if self.hcrops.crop_size % self.stride:
+            raise ConfigError(f"method.hcrops.crop_size {self.hcrops.crop_size} must be a multiple of the {b['name']} stride {self.stride}")
         self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, self.conf["augment"]))
         self.miner = _dataclass_from(Miner, self.conf["miner"])
+        kp = self.conf["keypoints"]
+        if kp["source"] not in KEYPOINT_SOURCES:
+            raise ConfigError(f"method.keypoints.source: unknown '{kp['source']}' (available: {', '.join(KEYPOINT_SOURCES)})")
+        if kp["source"] == "own":  # steps seen, to switch from textured to own keypoints; in the checkpoint
+            self.register_buffer("own_steps", torch.zeros((), dtype=torch.int64))
+        nb = self.conf["neighbours"]
+        if nb["num"] < 1:
+            raise ConfigError(f"method.neighbours.num must be >= 1, got {nb['num']}")
+        self.memory = CropMemory(nb["memory_size"], self.hcrops.crop_size, b["dim"]) if self.miner.pool == "selfgd" else None
         lc = self.conf["loss"]
         if lc["name"] == "ap":
             self.loss_fn: nn.Module = HNDescAPLoss(
@@ -74,17 +160,117 @@ class HNDesc(nn.Module):
         else:
             raise ConfigError(f"unknown loss '{lc['name']}' (ap, triplet)")
 
+    # ------------------------------------------------------------------ plumbing
+    def loader_options(self, data: dict[str, Any]) -> dict[str, Any]:
+        """:class:`~selfdesc.training.image_folder.ImageFolder` options this configuration needs.
+
+        Args:
+            data: the run's ``data`` config section (``size``, ``stylized_root``, ``index``).
+        """
+        opts: dict[str, Any] = {"size": tuple(data["size"])}
+        if self.conf["keypoints"]["source"] == "sift":
+            opts.update(keypoints="sift", num_keypoints=self.conf["keypoints"]["num_source_points"])
+        st = self.conf["stylize"]
+        if data.get("stylized_root") and not st["enabled"]:
+            raise ConfigError("data.stylized_root is set but method.stylize.enabled is false")
+        if data.get("index") and self.miner.pool != "gd":
+            raise ConfigError(f"data.index is set but method.miner.pool is '{self.miner.pool}' (the index is used by pool gd)")
+        if st["enabled"]:
+            opts.update(style_p=st["p"], stylized_root=data.get("stylized_root"))
+            if not data.get("stylized_root"):
+                opts.update(stylizer=st["stylizer"], style_bank=st["style_bank"])
+        if self.miner.pool == "gd":
+            if not data.get("index"):
+                raise ConfigError("method.miner.pool gd needs data.index (a global index built by `selfdesc index`)")
+            opts.update(index=data["index"], num_neighbours=self.conf["neighbours"]["num"])
+        return opts
+
+    def export(self) -> dict[str, Any]:
+        """``{"conf": {"backbone": {...}}, "state_dict": network weights}`` for a feature extractor."""
+        conf = {"name": self.conf["backbone"]["name"], **self.net.conf}
+        conf = {k: list(v) if isinstance(v, tuple) else v for k, v in conf.items()}
+        return {"conf": {"backbone": conf}, "state_dict": dict(self.net.state_dict())}
+
+    def describe(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Network outputs of ``(B, 3, S, S)`` crops: ``descriptors`` ``(B, D, S/stride, S/stride)``
+        (plus ``repeatability`` / ``reliability`` ``(B, 1, S, S)`` with heads)."""
+        out = self.net({"image": images})
+        return {"descriptors": out["fine"]} if "fine" in out else out
+
+    def global_descriptors(self, images: torch.Tensor) -> torch.Tensor:
+        """GeM-pooled, L2-normalised ``(B, D)`` global descriptors of ``(B, 3, S, S)`` crops."""
+        return gem_pool(self.describe(images)["descriptors"].float(), self.conf["neighbours"]["gem_p"])
+
+    # ------------------------------------------------------------------ data
+    def _source_keypoints(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Anchor keypoints ``(B, N, 2)`` on the full images and their validity (``None``: all valid)."""
+        kc, images = self.conf["keypoints"], batch["image"]
+        if kc["source"] == "sift":
+            if "keypoints" not in batch:
+                raise ConfigError("keypoints.source sift: the batch has no 'keypoints' (build the ImageFolder with loader_options())")
+            return batch["keypoints"], batch["keypoint_mask"]
+        if kc["source"] == "own" and self.heads and int(self.own_steps) >= kc["own_after_steps"]:
+            was_training = self.net.training
+            self.net.eval()
+            rep = self.net({"image": images})["repeatability"]
+            self.net.train(was_training)
+            return repeatability_peaks(rep, kc["num_source_points"], kc["own_nms_radius"], kc["own_border"])
+        return random_textured_points(images, kc["num_source_points"]), None
+
+    def _neighbour_crops(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``gd``: one H-crop of each neighbour image: crops, keypoints, validity, image ids."""
+        images, ids = batch["neighbours"].flatten(0, 1), batch["neighbour_index"].flatten()
+        kp = random_textured_points(images, self.conf["keypoints"]["num_source_points"])
+        crops = make_pairs(images, keypoints=kp, config=self.hcrops)
+        return crops["A"], crops["kpA"], crops["valid"] & crops["pair_valid"][:, None], ids
+
+    def _memory_crops(self, global_desc: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``selfgd``: the stored crops nearest to the batch images, with textured keypoints."""
+        assert self.memory is not None
+        slots, ok = self.memory.nearest(global_desc, ids, self.conf["neighbours"]["num"])
+        slots = slots[ok]
+        crops = self.memory.images(slots)
+        n = min(self.hcrops.num_keypoints, (self.hcrops.crop_size - 8) ** 2)
+        kp = random_textured_points(crops, n) if len(slots) else crops.new_zeros(0, n, 2)
+        return crops, kp, torch.ones(kp.shape[:2], dtype=torch.bool, device=kp.device), self.memory.ids[slots]
+
+    # ------------------------------------------------------------------ step
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"]
+        if self.conf["stylize"]["enabled"] and "image_b" not in batch:
+            raise ConfigError("stylize.enabled: the batch has no 'image_b' (build the ImageFolder with loader_options())")
+        pool = self.miner.pool
         # pair generation and augmentation: fp32, no graph (mixed precision is for the network)
         with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
-            kp = random_textured_points(images, self.conf["keypoints"]["num_source_points"])
-            pairs = make_pairs(images, keypoints=kp, config=self.hcrops)
+            kp, kp_mask = self._source_keypoints(batch)
+            pairs = make_pairs(images, keypoints=kp, keypoint_mask=kp_mask, config=self.hcrops, images_b=batch.get("image_b"))
             A, B = self.augment(pairs["A"]), self.augment(pairs["B"])
+            extra = self._neighbour_crops(batch) if pool == "gd" else None
+        if "own_steps" in self._buffers and self.training:
+            self.own_steps += 1
         valid = pairs["valid"] & pairs["pair_valid"][:, None]
-        out_a, out_b = self.net({"image": A}), self.net({"image": B})
-        mined = self.miner.mine(
-            out_a["descriptors"], out_b["descriptors"], pairs["kpA"], pairs["kpB"], valid, pairs["H_AB"], image_ids=batch.get("index")
+        ids = batch.get("index")
+        out_a, out_b = self.describe(A), self.describe(B)
+        if pool == "selfgd":
+            assert self.memory is not None and ids is not None
+            global_a = gem_pool(out_a["descriptors"].detach().float(), self.conf["neighbours"]["gem_p"])
+            extra = self._memory_crops(global_a, ids)
+        miner, extra_args = self.miner, {}
+        if extra is not None and len(extra[0]):
+            crops, e_kp, e_valid, e_ids = extra
+            with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
+                crops = self.augment(crops)
+            extra_args = {
+                "extra_desc": self.describe(crops)["descriptors"],
+                "extra_keypoints": e_kp,
+                "extra_valid": e_valid,
+                "extra_image_ids": e_ids,
+            }
+        elif extra is not None:  # nothing retrieved yet (empty memory): in-batch negatives only
+            miner = dataclasses.replace(self.miner, pool="in_batch")
+        mined = miner.mine(
+            out_a["descriptors"], out_b["descriptors"], pairs["kpA"], pairs["kpB"], valid, pairs["H_AB"],
+            image_ids=ids, stride=self.stride, **extra_args,
         )
         reliability = None
         if "reliability" in out_a and isinstance(self.loss_fn, HNDescAPLoss):
@@ -99,6 +285,8 @@ class HNDesc(nn.Module):
         out = {"loss": res["loss"], "desc_loss": res["loss"].detach(), "num_queries": torch.tensor(float(len(mined["query"])))}
         if "ap" in res:
             out["ap"] = res["ap"]
+        if extra is not None:
+            out["neighbour_crops"] = torch.tensor(float(len(extra_args.get("extra_keypoints", ()))))
         if "repeatability" in out_a:
             d = self.conf["detector"]
             ok = pairs["pair_valid"]
@@ -109,4 +297,19 @@ class HNDesc(nn.Module):
             peaky = 0.5 * (peaky_loss(rep_a, d["patch_size"]) + peaky_loss(rep_b, d["patch_size"]))
             out["loss"] = out["loss"] + d["weight_cosim"] * cos + d["weight_peaky"] * peaky
             out["cosim"], out["peaky"] = cos.detach(), peaky.detach()
+        if pool == "selfgd" and self.training:
+            self._update_memory(pairs, global_a, ids)
         return out
+
+    @torch.no_grad()
+    def _update_memory(self, pairs: dict[str, torch.Tensor], global_a: torch.Tensor, ids: torch.Tensor) -> None:
+        """Store this batch's valid A crops; every ``refresh_every`` steps recompute all descriptors."""
+        assert self.memory is not None
+        ok = pairs["pair_valid"]
+        self.memory.push(pairs["A"][ok], global_a[ok], ids[ok])
+        every = self.conf["neighbours"]["refresh_every"]
+        if every and int(self.memory.pushes) % every == 0:
+            was_training = self.net.training
+            self.net.eval()
+            self.memory.refresh(self.global_descriptors, batch_size=len(ok))
+            self.net.train(was_training)

@@ -143,21 +143,26 @@ class Miner:
         extra_valid: torch.Tensor | None = None,
         extra_image_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        stride: int = 1,
     ) -> dict[str, torch.Tensor]:
         """Queries, positives and the ``K`` hardest negatives of a batch of pairs.
 
         Args:
-            desc_a, desc_b: ``(B, D, S, S)`` dense descriptor maps of crops A and B.
+            desc_a, desc_b: ``(B, D, S / stride, S / stride)`` dense descriptor maps of crops A and B.
             kp_a, kp_b: ``(B, N, 2)`` corresponding ``(x, y)`` keypoints in A and B.
             valid: ``(B, N)`` bool, non-padding keypoints.
             H_ab: ``(B, 3, 3)`` homographies mapping A pixels to B pixels.
             image_ids: ``(B,)`` source image of each pair (``None``: all different).
-            extra_desc: ``(E, D, S', S')`` maps of similar-image crops (pools ``gd``/``selfgd``).
+            extra_desc: ``(E, D, S' / stride, S' / stride)`` maps of similar-image crops (pools
+                ``gd``/``selfgd``); their descriptors carry gradient like the B crops'.
             extra_keypoints, extra_valid: optional ``(E, N', 2)`` / ``(E, N')`` keypoints of
                 those crops (candidates when ``use_keypoints``).
             extra_image_ids: optional ``(E,)`` source images of the extra crops; an extra crop
                 from the query's own image is not a negative.
             generator: random generator for ``random`` candidates.
+            stride: crop pixels per map cell (e.g. 4 for the CAPS fine map); every position
+                (keypoints, candidates, ``neg_xy``) is in crop pixels, the candidate area of a
+                map is ``stride`` times its size (see :func:`sample_descriptors`).
 
         Returns:
             With ``M`` kept queries: ``query`` / ``positive`` ``(M, D)``, ``negatives``
@@ -174,15 +179,16 @@ class Miner:
         parts = POOLS[self.pool]
         if "extra" in parts and extra_desc is None:
             raise ConfigError(f"Miner: pool '{self.pool}' needs extra_desc (descriptor maps of similar images)")
-        B, _, H, W = desc_b.shape
+        B, _, h, w = desc_b.shape
+        H, W = h * stride, w * stride
         device = desc_b.device
         valid = valid.bool()
         ids = torch.arange(B, device=device) if image_ids is None else image_ids.to(device)
 
         qmask = valid & (valid.sum(dim=1) >= self.min_keypoints)[:, None]
         qb, qn = qmask.nonzero(as_tuple=True)
-        query = sample_descriptors(desc_a, kp_a, self.sampling)[qb, qn]
-        positive = sample_descriptors(desc_b, kp_b, self.sampling)[qb, qn]
+        query = sample_descriptors(desc_a, kp_a, self.sampling, stride=stride)[qb, qn]
+        positive = sample_descriptors(desc_b, kp_b, self.sampling, stride=stride)[qb, qn]
         target = warp_points_torch(H_ab.to(kp_a.dtype), kp_a)[qb, qn]
 
         cand_xy, cand_valid = self.candidates(B, (H, W), kp_b, valid, generator, device)
@@ -194,19 +200,19 @@ class Miner:
         if "in_batch" in parts:
             allowed |= (ids[None] != ids[qb][:, None])[:, :, None]
         allowed &= cand_valid[None]
-        pool_desc = [sample_descriptors(desc_b, cand_xy, self.sampling).flatten(0, 1)]
+        pool_desc = [sample_descriptors(desc_b, cand_xy, self.sampling, stride=stride).flatten(0, 1)]
         pool_xy = [cand_xy.flatten(0, 1)]
         pool_map = [torch.arange(B, device=device).repeat_interleave(cand_xy.shape[1])]
         pool_allowed = [allowed.flatten(1)]
 
         if "extra" in parts:
-            E, _, He, We = extra_desc.shape
-            ext_xy, ext_valid = self.candidates(E, (He, We), extra_keypoints, extra_valid, generator, device)
+            E, _, he, we = extra_desc.shape
+            ext_xy, ext_valid = self.candidates(E, (he * stride, we * stride), extra_keypoints, extra_valid, generator, device)
             ext_allowed = ext_valid[None].expand(len(qb), -1, -1)
             if extra_image_ids is not None:
                 other = extra_image_ids.to(device)[None] != ids[qb][:, None]
                 ext_allowed = ext_allowed & other[:, :, None]
-            pool_desc.append(sample_descriptors(extra_desc, ext_xy, self.sampling).flatten(0, 1))
+            pool_desc.append(sample_descriptors(extra_desc, ext_xy, self.sampling, stride=stride).flatten(0, 1))
             pool_xy.append(ext_xy.flatten(0, 1))
             pool_map.append(B + torch.arange(E, device=device).repeat_interleave(ext_xy.shape[1]))
             pool_allowed.append(ext_allowed.flatten(1))

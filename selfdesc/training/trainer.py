@@ -248,6 +248,9 @@ class Trainer:
             if finite:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                after_step = getattr(self.method, "after_step", None)  # e.g. EMA target updates (TPR)
+                if after_step is not None:
+                    after_step(self.step)
                 bad_in_a_row = 0
             else:
                 self.optimizer.zero_grad(set_to_none=True)

@@ -68,12 +68,17 @@ def test_sample_descriptors_bilinear_and_nearest_against_manual() -> None:
     assert torch.allclose(unit.norm(dim=-1), torch.ones(2, 3, dtype=torch.float64))
 
 
-def test_every_pool_returns_only_true_non_matches() -> None:
+@pytest.mark.parametrize("stride", [1, 4])
+def test_every_pool_returns_only_true_non_matches(stride: int) -> None:
     batch = make_batch()
-    extra = F.normalize(torch.randn(2, D, S, S), dim=1)
+    s = S // stride  # maps of a strided backbone (e.g. CAPS fine map, stride 4); positions stay in crop pixels
+    batch["desc_a"] = F.normalize(torch.randn(B, D, s, s), dim=1)
+    batch["desc_b"] = F.normalize(torch.randn(B, D, s, s), dim=1)
+    extra = F.normalize(torch.randn(2, D, s, s), dim=1)
+    extra_kp = 1 + (S - 2) * torch.rand(2, 5, 2, generator=torch.Generator().manual_seed(2))
     for pool in ("in_pair", "in_batch", "both", "gd", "selfgd"):
         miner = Miner(pool=pool, num_negatives=10, neg_radius=4.0, num_candidates=30, layout="grid")
-        out = miner.mine(**batch, extra_desc=extra, extra_image_ids=torch.tensor([3, 9]))
+        out = miner.mine(**batch, extra_desc=extra, extra_keypoints=extra_kp, extra_image_ids=torch.tensor([3, 9]), stride=stride)
         M = len(out["query"])
         assert M == 12 + 12 + 8  # pair 3 gives no queries, padded keypoints none
         assert out["negatives"].shape == (M, 10, D) and out["neg_xy"].shape == (M, 10, 2)
@@ -98,8 +103,11 @@ def test_every_pool_returns_only_true_non_matches() -> None:
             assert (out["neg_map"] < B).all()
         # the returned descriptors are the maps' descriptors at the returned positions
         maps = torch.cat([batch["desc_b"], extra])[out["neg_map"][:, 0]]
-        first = sample_descriptors(maps, out["neg_xy"][:, :1])[:, 0]
+        first = sample_descriptors(maps, out["neg_xy"][:, :1], stride=stride)[:, 0]
         assert torch.allclose(first, out["negatives"][:, 0], atol=1e-6)
+        assert (out["neg_xy"] >= 0).all() and (out["neg_xy"] <= S - 1).all()  # candidates cover the crop, not the map
+        want_q = sample_descriptors(batch["desc_a"], batch["kp_a"], stride=stride)[out["query_pair"], out["query_index"]]
+        assert torch.allclose(out["query"], want_q)
 
 
 @pytest.mark.parametrize("pool", ["in_pair", "in_batch", "both"])

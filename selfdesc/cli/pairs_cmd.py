@@ -1,0 +1,51 @@
+"""``selfdesc pairs``: the image pairs to match, as an hloc pair file (``name0 name1`` per line).
+
+    selfdesc pairs --images DIR | --features features.h5 --out pairs.txt
+        --mode exhaustive | sequential [--window N] | retrieval [--num-neighbours K] [--index index.npz]
+
+Retrieval uses a global index (``selfdesc.retrieval``): ``--index`` reads one; without it,
+one is built from ``--images`` (VLAD of RootSIFT, default options).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pairs", help="write a pair list (exhaustive, sequential or retrieval)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="image folder (names relative to it, sorted)")
+    src.add_argument("--features", help="features.h5 (its image names, sorted)")
+    p.add_argument("--out", required=True, help="output pair file")
+    p.add_argument("--mode", required=True, choices=["exhaustive", "sequential", "retrieval"])
+    p.add_argument("--window", type=int, default=5, help="sequential: pair each image with the next N (default 5)")
+    p.add_argument("--num-neighbours", type=int, default=10, help="retrieval: K nearest images per image (default 10)")
+    p.add_argument("--index", default=None, help="retrieval: global index file (.npz / .h5) from selfdesc.retrieval")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfdesc.errors import ConfigError
+    from selfdesc.pipeline.extract import image_names
+    from selfdesc.pipeline.h5io import FeatureFile
+    from selfdesc.pipeline.pairs import make_pairs, write_pairs
+
+    if args.images:
+        names = image_names(args.images)
+    else:
+        with FeatureFile(args.features) as ff:
+            names = ff.names
+    index = None
+    if args.mode == "retrieval":
+        from selfdesc.retrieval import GlobalIndex, build_index
+
+        if args.index:
+            index = GlobalIndex.load(args.index)
+        elif args.images:
+            index = build_index(args.images, {})
+        else:
+            raise ConfigError("--mode retrieval with --features needs --index FILE")
+    pairs = make_pairs(names, args.mode, window=args.window, num_neighbours=args.num_neighbours, index=index)
+    write_pairs(args.out, pairs)
+    print(f"{args.out}: {len(pairs)} pairs of {len(names)} images ({args.mode})")
+    return 0

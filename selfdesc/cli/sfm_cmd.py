@@ -1,0 +1,77 @@
+"""``selfdesc sfm``: incremental Structure-from-Motion from a folder of images.
+
+Runs extract -> pairs -> match (+ RANSAC) -> COLMAP database -> incremental mapper (see
+:mod:`selfdesc.sfm.pipeline` for the output layout) and prints one summary line::
+
+    registered N/M images, P points, track length T, reprojection error E px
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from selfdesc.cli.common import add_feature_options, check_device, parse_features
+from selfdesc.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sfm", help="incremental Structure-from-Motion (COLMAP) with a selfdesc feature")
+    p.add_argument("--images", required=True, help="image folder (searched recursively)")
+    add_feature_options(p)
+    p.add_argument("--out", required=True, help="output folder (features.h5, matches.h5, database.db, sfm/, summary.json, sfm.png)")
+    p.add_argument("--resize", type=int, default=None, help="extract on images resized so the longest side is at most N (keypoints stay in original pixels)")
+    p.add_argument("--pairs", choices=["exhaustive", "sequential"], default="exhaustive", help="which image pairs to match")
+    p.add_argument("--window", type=int, default=10, help="neighbours per image with --pairs sequential")
+    p.add_argument("--verify", choices=["fundamental", "homography", "colmap"], default="fundamental", help="geometric verification: RANSAC model before import, or COLMAP's own")
+    p.add_argument("--camera-mode", choices=["per-image", "single"], default="per-image", help="one camera per image, or one shared camera (same-size images)")
+    p.add_argument("--min-num-matches", type=int, default=15, help="fewest verified matches for a pair to be used by the mapper")
+    p.add_argument("--hloc", default=None, metavar="DIR", help="also export features, pairs, matches and the model in the hloc layout to DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show COLMAP's log")
+    p.set_defaults(handler=run_sfm)
+
+
+def run_sfm(args: argparse.Namespace) -> int:
+    from selfdesc.sfm.pipeline import SfMConfig, reconstruct_images
+    from selfdesc.sfm.reconstruct import summary_line
+
+    features = parse_features(args.features)
+    if len(features) != 1:
+        raise ConfigError(f"--features: sfm takes one feature, got {len(features)} ({args.features})")
+    for opt in ("max_keypoints", "resize", "window", "min_num_matches"):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{opt.replace('_', '-')} must be at least 1, got {value}")
+    config = SfMConfig(
+        max_keypoints=args.max_keypoints,
+        resize_max=args.resize,
+        pairs=args.pairs,
+        window=args.window,
+        device=check_device(args.device),
+        weights_dir=args.weights_dir,
+        camera_mode=args.camera_mode,
+        verify=args.verify,
+        min_num_matches=args.min_num_matches,
+        progress=not args.quiet,
+        verbose=args.verbose,
+    )
+    out = Path(args.out)
+    rec, record = reconstruct_images(args.images, features[0], out, config)
+    if args.hloc is not None:
+        from selfdesc.sfm.hloc_export import export_hloc
+
+        export_hloc(
+            args.hloc,
+            features[0],
+            out / "features.h5",
+            out / "matches.h5",
+            out / "pairs.txt",
+            args.pairs,
+            model=out / "sfm" if rec is not None else None,
+            database=out / "database.db",
+        )
+    print(summary_line(record["summary"]))
+    return 0
+
+
+__all__ = ["register"]

@@ -1,0 +1,236 @@
+"""TPR training step (Wang et al., CVPR 2023; spec §6 and §12): BYOL-style learning of dense local
+features without negatives, with saliency weighting, soft labels and a curriculum.
+
+Online branch: backbone ``f`` (VGG / ASLFeat / Swin, each with its detector) -> projector
+``g_o`` -> predictor ``q``; target branch: backbone + projector ``g_t`` whose parameters are an
+EMA of the online ones (:mod:`selfdesc.training.ema`, updated in :meth:`TPR.after_step`, which
+the trainer calls after every optimiser step), evaluated without gradient. Projector and
+predictor are 1x1-conv MLPs ``C -> hidden -> out`` with BatchNorm + ReLU (BYOL's, made dense).
+
+One step (``forward``): H-crops pairs (A, B) with photometric augmentation are made on the
+device; both views go through both branches; the cells of each view's descriptor map (a dense
+grid, warped by the pair homography, kept where it lands inside the other view) are the
+correspondences ``c``, in both directions (A -> B and B -> A). The loss
+(:mod:`selfdesc.losses.tpr`) compares ``q(g_o(z))`` at ``c`` with ``g_t(z')`` at its
+correspondence, weighted by the detection scores of both views (D2-Net style, with gradient:
+this is what trains the detectors), with hard labels (1) or soft labels computed from the
+target projections of both views. The curriculum (``curriculum``) ramps ``alpha`` of the soft
+labels and the transformation strength (H-crops ranges from ``hcrops`` to ``hcrops_hard``)
+over ``schedule_steps``; the step count is the buffer ``num_steps`` (counted in ``forward``
+during training, saved in the checkpoint so a resumed run continues the schedules exactly).
+
+Collapse: the predictor + EMA target are BYOL's guard; in addition a variance hinge
+``var_weight * mean_d relu(min_std - sqrt(D) std_d)`` on the online descriptors (off with
+``var_weight: 0``) and the logged ``desc_std`` / ``eff_rank`` of the descriptors
+(:func:`~selfdesc.losses.tpr.collapse_metrics`).
+
+Every choice not on the TPR slides is a reconstruction ([INFER] in spec §6.3), see docs/tpr.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfdesc.errors import ConfigError
+from selfdesc.losses.tpr import collapse_metrics, ramp, saliency_weights, soft_labels, uniform_weights, weighted_loss
+from selfdesc.methods.hndesc import _dataclass_from
+from selfdesc.models import deform, swin, vgg
+from selfdesc.models.deform import sample_map
+from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.training.ema import ema_decay, ema_update_, make_target
+from selfdesc.training.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
+
+#: backbone name -> (class, its DEFAULT_CONF)
+BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
+    "vgg": (vgg.VGGBackbone, vgg.DEFAULT_CONF),
+    "aslfeat": (deform.ASLFeatBackbone, deform.DEFAULT_CONF),
+    "swin": (swin.SwinBackbone, swin.DEFAULT_CONF),
+}
+
+#: H-crops fields the transformation-strength curriculum interpolates
+CURRICULUM_FIELDS = ("min_zoom", "max_zoom_out", "max_rot_deg", "min_distort", "center_jitter")
+
+DEFAULT_CONF: dict[str, Any] = {
+    "backbone": {"name": "aslfeat", **{name: dict(defaults) for name, (_, defaults) in BACKBONES.items()}},
+    "projector": {"hidden": None, "out": None},  # None: 2 * dim and dim
+    "predictor": {"hidden": None},  # None: 2 * projector out
+    "ema": {"base": 0.99},
+    "schedule_steps": 20000,
+    "hcrops": {**dataclasses.asdict(HCropsConfig()), "crop_size": 192, "num_keypoints": 16, "min_distort": [0.6, 0.6]},
+    "hcrops_hard": {"min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 30.0, "min_distort": [0.4, 0.4]},
+    "augment": {"enabled": True},
+    "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": False},
+    "curriculum": {"shape": "linear", "alpha": [0.0, 1.0], "strength": [0.0, 1.0]},
+    "collapse": {"var_weight": 1.0, "min_std": 0.5, "metrics_points": 1024},
+    "keypoints": {"num_source_points": 256},
+}
+
+
+def build_backbone(conf: dict[str, Any]) -> nn.Module:
+    """Backbone from ``{"name": ..., **options}`` (options merged over that backbone's defaults)."""
+    conf = dict(conf)
+    name = conf.pop("name", None)
+    if name not in BACKBONES:
+        raise ConfigError(f"TPR: unknown backbone '{name}' (available: {', '.join(BACKBONES)})")
+    return BACKBONES[name][0](conf)
+
+
+def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True), nn.Conv2d(hidden, cout, 1))
+
+
+class Encoder(nn.Module):
+    """Backbone + projector; ``forward(images)`` adds ``"projection"`` (L2-normalised) to the backbone output."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.projector = backbone, projector
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.backbone(images)
+        out["projection"] = self.projector(out["features"])
+        return out
+
+
+class TPR(nn.Module):
+    """The TPR method (see the module docstring); ``conf`` merges over :data:`DEFAULT_CONF`."""
+
+    def __init__(self, conf: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        from selfdesc.config import merge
+
+        self.conf = c = merge(DEFAULT_CONF, conf or {})
+        name = c["backbone"]["name"]
+        if name not in BACKBONES:
+            raise ConfigError(f"TPR: unknown backbone '{name}' (available: {', '.join(BACKBONES)})")
+        self.backbone_conf = {"name": name, **c["backbone"][name]}
+        backbone = build_backbone(self.backbone_conf)
+        dim = int(backbone.dim)
+        out = int(c["projector"]["out"] or dim)
+        projector = _mlp(dim, int(c["projector"]["hidden"] or 2 * dim), out)
+        self.online = Encoder(backbone, projector)
+        self.predictor = _mlp(out, int(c["predictor"]["hidden"] or 2 * out), out)
+        self.target = make_target(self.online)
+        self.register_buffer("num_steps", torch.zeros((), dtype=torch.int64))
+        self.tau = float(c["ema"]["base"])
+
+        self.crops = _dataclass_from(HCropsConfig, {**c["hcrops"], "min_distort": tuple(c["hcrops"]["min_distort"])})
+        unknown = set(c["hcrops_hard"]) - set(CURRICULUM_FIELDS)
+        if unknown:
+            raise ConfigError(f"TPR hcrops_hard: unknown field(s) {', '.join(sorted(unknown))} (curriculum fields: {', '.join(CURRICULUM_FIELDS)})")
+        self.crops_at(1.0)  # validates the hard end
+        self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, c["augment"]))
+        lc = c["loss"]
+        if lc["labels"] not in ("soft", "hard"):
+            raise ConfigError(f"TPR loss.labels: unknown '{lc['labels']}' (soft, hard)")
+        for key in ("alpha", "strength"):
+            if len(c["curriculum"][key]) != 2:
+                raise ConfigError(f"TPR curriculum.{key}: expected [start, end], got {c['curriculum'][key]}")
+        ramp(0.0, 0.0, 1.0, c["curriculum"]["shape"])  # validates the shape
+
+    # ------------------------------------------------------------------ schedules
+    def progress(self) -> float:
+        """Fraction of ``schedule_steps`` done (from the ``num_steps`` buffer), clamped to [0, 1]."""
+        return min(1.0, int(self.num_steps) / max(1, int(self.conf["schedule_steps"])))
+
+    def curriculum(self, progress: float) -> tuple[float, float]:
+        """``(alpha, strength)`` of the curriculum at ``progress``."""
+        cc = self.conf["curriculum"]
+        return ramp(progress, *cc["alpha"], cc["shape"]), ramp(progress, *cc["strength"], cc["shape"])
+
+    def crops_at(self, strength: float) -> HCropsConfig:
+        """H-crops ranges at transformation ``strength``: ``hcrops`` at 0, ``hcrops_hard`` at 1, linear between."""
+        values = {}
+        for key, hard in self.conf["hcrops_hard"].items():
+            easy = getattr(self.crops, key)
+            if isinstance(easy, tuple):
+                values[key] = tuple(e + strength * (h - e) for e, h in zip(easy, hard, strict=True))
+            else:
+                values[key] = easy + strength * (hard - easy)
+        return dataclasses.replace(self.crops, **values)
+
+    def after_step(self, step: int) -> None:
+        """EMA update of the target branch after optimiser step ``step`` (0-based), ``tau`` by BYOL's schedule."""
+        self.tau = ema_decay(step, int(self.conf["schedule_steps"]), float(self.conf["ema"]["base"]))
+        ema_update_(self.target, self.online, self.tau)
+
+    # ------------------------------------------------------------------ step
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.conf
+        images = batch["image"]
+        alpha, strength = self.curriculum(self.progress())
+        if self.training:
+            self.num_steps += 1
+        crops = self.crops_at(strength)
+        with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
+            kp = random_textured_points(images, c["keypoints"]["num_source_points"])
+            pairs = make_pairs(images, keypoints=kp, config=crops)
+            views = torch.cat([self.augment(pairs["A"]), self.augment(pairs["B"])])
+        n = len(images)
+        other = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(images.device)  # the other view of each view
+        H = pairs["H_AB"].double()
+        H = torch.cat([H, torch.linalg.inv(H)]).float()  # view -> other view pixels
+        bb = self.online.backbone
+        pts, pts_other, inside = dense_grid_correspondences(H, crops.crop_size, bb.stride, bb.offset)
+        mask = inside & pairs["pair_valid"].repeat(2)[:, None]
+
+        online = self.online(views)
+        prediction = F.normalize(self.predictor(online["projection"]), dim=1)
+        with torch.no_grad():
+            target = F.normalize(self.target(views)["projection"], dim=1)
+        p = sample_map(prediction, pts, bb.stride, bb.offset, normalize=True).float()
+        t_other = sample_map(target[other], pts_other, bb.stride, bb.offset, normalize=True).float()
+
+        lc = c["loss"]
+        if lc["saliency"]:
+            s = sample_map(online["scores"], pts, bb.score_stride, bb.score_offset)[..., 0].float()
+            s_other = sample_map(online["scores"][other], pts_other, bb.score_stride, bb.score_offset)[..., 0].float()
+            weights = saliency_weights(s, s_other, mask)
+            if lc["detach_saliency"]:
+                weights = weights.detach()
+        else:
+            weights = uniform_weights(mask)
+        labels = None
+        if lc["labels"] == "soft":
+            t_self = sample_map(target, pts, bb.stride, bb.offset, normalize=True).float()
+            labels = soft_labels(t_self, t_other, alpha, float(lc["lambda"]))
+        has = mask.any(1)
+        per_pair = weighted_loss(p, t_other, weights, labels)
+        loss = per_pair[has].mean() if bool(has.any()) else per_pair.sum() * 0.0
+
+        # collapse guard and metrics on the online descriptors (what the extractor outputs)
+        desc = sample_map(online["features"], pts, bb.stride, bb.offset, normalize=True).float()[mask]
+        cg = c["collapse"]
+        std = desc.std(0, unbiased=False) * desc.shape[-1] ** 0.5 if len(desc) > 1 else desc.new_ones(desc.shape[-1])
+        guard = F.relu(float(cg["min_std"]) - std).mean()
+        loss = loss + float(cg["var_weight"]) * guard
+        keep = torch.randperm(len(desc), device=desc.device)[: int(cg["metrics_points"])]
+        metrics = collapse_metrics(desc[keep]) if len(keep) > 1 else {}
+
+        with torch.no_grad():
+            sim = (p * t_other).sum(-1)
+            out = {
+                "loss": loss,
+                "pred_loss": ((1.0 - sim) * mask).sum() / mask.sum().clamp_min(1),
+                "var_guard": guard.detach(),
+                "alpha": torch.tensor(alpha),
+                "strength": torch.tensor(strength),
+                "tau": torch.tensor(self.tau),
+                "num_corr": mask.sum(1).float().mean(),
+                "valid_pairs": pairs["pair_valid"].float().mean(),
+                **metrics,
+            }
+            if labels is not None:
+                out["soft_label"] = (labels * mask).sum() / mask.sum().clamp_min(1)
+        return out
+
+    def export(self) -> dict[str, Any]:
+        """What the ``tpr`` feature extractor needs: the online backbone (with its detector) only."""
+        return {"conf": {"backbone": dict(self.backbone_conf)}, "state_dict": self.online.backbone.state_dict()}
+
+
+__all__ = ["BACKBONES", "DEFAULT_CONF", "Encoder", "TPR", "build_backbone"]
