@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from selfdesc.config import load_config
     from selfdesc.methods import build_method
     from selfdesc.training.image_folder import ImageFolder
-    from selfdesc.training.trainer import TrainConfig, Trainer
+    from selfdesc.training.trainer import TrainConfig, Trainer, seed_everything
 
     device = check_device(args.device)
     conf = load_config(default_config(method_name(args.config, args.overrides)), args.config, args.overrides, open_keys=["train.extra"])
     method_conf = dict(conf["method"])
     name = method_conf.pop("name")
+    seed_everything(conf["train"]["seed"])  # the method's initial weights are part of a seeded run
     method = build_method(name, method_conf)
     loader_options = getattr(method, "loader_options", None)  # extras the method needs from the loader
     dataset = ImageFolder(args.images, **(loader_options(conf["data"]) if loader_options else {"size": tuple(conf["data"]["size"])}))

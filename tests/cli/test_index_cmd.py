@@ -1,5 +1,6 @@
 """`selfdesc index`: writes a loadable index, prints a summary, fails clearly."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from selfdesc.cli.main import main
@@ -19,7 +20,8 @@ def test_index_writes_file_and_summary(tmp_path, capsys):
     _images(tmp_path / "imgs")
     out = tmp_path / "out" / "index.h5"
     args = ["index", "--images", str(tmp_path / "imgs"), "--out", str(out), "--clusters", "4", "--max-keypoints", "200", "--quiet"]
-    assert main(args) == 0
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        assert main(args) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("5 images indexed, dim 512, 1 skipped,") and line.endswith(f"-> {out}")
     index = GlobalIndex.load(out)

@@ -256,14 +256,14 @@ def test_every_config_trains_two_steps(config, tmp_path):
     from selfdesc.cli.main import main
     from selfdesc.cli.train_cmd import default_config, method_name
 
-    folder = _images(tmp_path / "imgs", n=3, size=(96, 96), resample=Image.NEAREST)  # blocks: plenty of SIFT corners
+    folder = _images(tmp_path / "imgs", n=4, size=(96, 96), resample=Image.NEAREST)  # blocks: plenty of SIFT corners
     defaults = default_config(method_name(str(config), []))
     overrides = [o for o in TINY_RUN if _known(defaults, o.split("=")[0])]
     if "_gd" in config.stem:
         from selfdesc.retrieval import GlobalIndex
 
-        desc = np.eye(3, 4, dtype=np.float32) + 0.5
-        index = GlobalIndex(names=[f"{i}.png" for i in range(3)], descriptors=desc / np.linalg.norm(desc, axis=1, keepdims=True))
+        desc = np.eye(4, dtype=np.float32) + 0.5
+        index = GlobalIndex(names=[f"{i}.png" for i in range(4)], descriptors=desc / np.linalg.norm(desc, axis=1, keepdims=True))
         overrides.append(f"data.index={index.save(tmp_path / 'index.npz')}")
     assert main(["train", "--config", str(config), "--images", str(folder), "--out", str(tmp_path / "run"), *overrides]) == 0
     assert [s for s, _ in _losses(tmp_path / "run")] == [2] and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
