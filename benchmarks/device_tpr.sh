@@ -48,57 +48,8 @@ PY
   tar -C "$RUN" -cf "$OUT/tpr_run.tar" $FILES && echo "tpr_run.tar: $FILES"
   tail -n 3 "$RUN/metrics.csv"
 elif [ "$MODE" = memory ]; then
-  python3 - "${2:-8}" "${3:-20}" "$OUT/memory.json" <<'PY'
-import json, sys, time
-import torch
-from selfdesc.cli.train_cmd import default_config
-from selfdesc.config import load_config
-from selfdesc.methods import build_method
-from selfdesc.training.image_folder import ImageFolder
-
-batch, steps, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-runs = [("tpr_vgg", "tpr"), ("tpr_aslfeat", "tpr"), ("tpr_swin", "tpr"), ("hndesc_r2d2", "hndesc")]
-results = {}
-for name, method in runs:
-    conf = load_config(default_config(method), f"configs/{name}.yaml")
-    mc = dict(conf["method"]); mc.pop("name")
-    torch.manual_seed(0)
-    model = build_method(method, mc).cuda().train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=conf["train"]["lr"])
-    data = ImageFolder(".carry/shard-a", size=tuple(conf["data"]["size"]))
-    images = torch.stack([data[i]["image"] for i in range(batch)]).cuda()
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(conf["train"]["precision"])
-
-    def step(i):
-        with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
-            loss = model({"image": images, "index": torch.arange(batch, device="cuda")})["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.float().backward()
-        opt.step()
-        if hasattr(model, "after_step"):
-            model.after_step(i)
-
-    for i in range(3):
-        step(i)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(3 + i)
-    torch.cuda.synchronize()
-    results[name] = {
-        "batch": batch,
-        "crop_size": mc["hcrops"]["crop_size"],
-        "precision": conf["train"]["precision"],
-        "ms_per_step": 1000 * (time.perf_counter() - t0) / steps,
-        "max_memory_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-    }
-    print(name, json.dumps(results[name]))
-    del model, opt
-    torch.cuda.empty_cache()
-json.dump(results, open(out, "w"), indent=1)
-PY
+  python3 benchmarks/train_cost.py --device cuda --images .carry/shard-a --batch "${2:-8}" --steps "${3:-20}" \
+    --configs tpr_vgg,tpr_aslfeat,tpr_swin,hndesc_r2d2 --out "$OUT/memory.json"
 else
   echo "usage: bash benchmarks/device_tpr.sh train CONFIG [MINUTES] [STEPS] | memory [BATCH] [STEPS]"; exit 2
 fi
