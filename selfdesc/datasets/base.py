@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -52,3 +53,22 @@ def check_homography(H: np.ndarray, where: str) -> np.ndarray:
     if not np.linalg.cond(H) < 1e12:
         raise DatasetError(f"{where}: homography is singular")
     return H
+
+
+def read_pair_lines(path: Path) -> Iterator[tuple[str, int, list[str]]]:
+    """The non-empty lines of a pair-list file, comments (after ``#``) removed.
+
+    Yields ``(where, number, fields)``: ``"file:line"`` for error messages, the 1-based line
+    number and the whitespace-separated fields.
+
+    Raises:
+        DatasetError: the file cannot be read as UTF-8 text.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read pair list ({type(exc).__name__})") from None
+    for number, line in enumerate(lines, start=1):
+        fields = line.split("#", 1)[0].split()
+        if fields:
+            yield f"{path}:{number}", number, fields

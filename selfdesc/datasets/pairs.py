@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdesc.datasets.base import HomographyPair, check_homography
+from selfdesc.datasets.base import HomographyPair, check_homography, read_pair_lines
 from selfdesc.errors import DatasetError
 
 NUM_FIELDS = 11
@@ -65,17 +65,9 @@ def load_pair_list(path: str | Path) -> list[HomographyPair]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read pair list ({type(exc).__name__})") from None
     pairs: list[HomographyPair] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        where = f"{path}:{number}"
+    for where, number, fields in read_pair_lines(path):
         image0, image1, H = _parse_line(fields, where, path.parent)
         name = f"{fields[0]}|{fields[1]}"
         if name in seen:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfdesc.datasets.base import read_pair_lines
 from selfdesc.errors import DatasetError
 
 NUM_FIELDS = 2 + 2 + 9 + 9 + 16
@@ -110,17 +111,9 @@ def load_pose_pairs(path: str | Path, image_dir: str | Path | None = None, scene
     if image_dir is None:
         image_dir = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
     image_dir = Path(image_dir)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read pair list ({type(exc).__name__})") from None
     pairs: list[PosePair] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        where = f"{path}:{number}"
+    for where, number, fields in read_pair_lines(path):
         pair = _parse_line(fields, where, image_dir)
         if pair.name in seen:
             raise DatasetError(f"{where}: pair {pair.name} repeats line {seen[pair.name]}")

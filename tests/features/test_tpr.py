@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -20,11 +21,19 @@ def _model_file(tmp_path, backbone=SWIN):
     return path, m
 
 
-def test_default_model_missing_is_a_weights_error():
-    if package_model(DEFAULT_MODEL).is_file():
-        pytest.skip("the TPR model is shipped")
+def test_default_model_missing_is_a_weights_error(tmp_path, monkeypatch):
+    import selfdesc.features.tpr as tpr_module
+
+    monkeypatch.setattr(tpr_module, "package_model", lambda name: tmp_path / name)  # an install without the file
     with pytest.raises(WeightsError, match="not shipped"):
         load_extractor("tpr")
+
+
+def test_shipped_model_extracts():
+    assert package_model(DEFAULT_MODEL).is_file()
+    f = load_extractor("tpr", max_keypoints=100).extract(np.random.default_rng(0).random((96, 128, 3)).astype(np.float32))
+    assert f["keypoints"].shape[1] == 2 and f["descriptors"].shape[1] == 128
+    assert torch.allclose(f["descriptors"].norm(dim=1), torch.ones(len(f["descriptors"])), atol=1e-4)
 
 
 def test_extract_from_a_model_file(tmp_path):
