@@ -1,7 +1,7 @@
 """Validation score against training steps for several runs, from their ``metrics.csv``.
 
     python benchmarks/plot_convergence.py --runs residual=runs/residual_half cnn-only=runs/cnn_only_half \\
-        [--metric val/mma@3] --out convergence.png
+        [--baselines sift=0.833] [--metric val/mma@3] --out convergence.png
 
 Each ``LABEL=RUN_DIR`` reads ``RUN_DIR/metrics.csv`` (written by the trainer; validation rows
 carry ``val/...`` columns) and draws one line; the table of points is printed too.
@@ -32,6 +32,7 @@ def read_curve(run_dir: str | Path, metric: str) -> list[tuple[int, float]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", required=True, help="LABEL=RUN_DIR ...")
+    p.add_argument("--baselines", nargs="*", default=[], help="LABEL=VALUE horizontal reference lines")
     p.add_argument("--metric", default="val/mma@3")
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
@@ -48,6 +49,10 @@ def main() -> None:
         print(f"{label}: " + ", ".join(f"{s}: {v:.3f}" for s, v in curve))
         if curve:
             ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label)
+    for spec in args.baselines:
+        label, _, value = spec.partition("=")
+        ax.axhline(float(value), linestyle="--", color="gray", linewidth=1)
+        ax.annotate(label, (0, float(value)), xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
     ax.set_xlabel("training step")
     ax.set_ylabel(args.metric)
     ax.set_title(args.title or f"{args.metric} on the validation set")

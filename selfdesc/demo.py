@@ -16,6 +16,9 @@ from selfdesc.io.atomic import write_text_atomic
 
 #: photos shipped inside scikit-image's wheel (skimage/data), textured enough for matching
 SAMPLE_IMAGES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "brick.png")
+#: longest side of the demo's images: small enough that our multi-scale default model runs the
+#: whole demo in minutes on a 2-core CPU
+DEMO_MAX_SIDE = 480
 
 
 def sample_image_dir() -> Path:
@@ -68,7 +71,7 @@ def run_demo(out: str | Path, features: str | None = None, weights_dir: str | No
             shutil.copyfile(src / name, base / name)
     bench = out / "synth-benchmark"
     if not is_synthetic(bench):
-        build_synthetic(base, bench, seed=0, max_side=640, overwrite=True)
+        build_synthetic(base, bench, seed=0, max_side=DEMO_MAX_SIDE, overwrite=True)
     pairs = load_hpatches(bench, split_list="all")
     print(f"demo: {len(pairs)} synthetic pairs from {len(SAMPLE_IMAGES)} scikit-image photos; features: {', '.join(names)}")
     config = HomographyBenchmarkConfig(device=device, weights_dir=weights_dir, max_keypoints=2048)
