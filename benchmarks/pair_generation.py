@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from selfdesc.eval.extraction import sync_device
 from selfdesc.io.image import list_images, load_image
 from selfdesc.training.augment import PhotometricAugment
 from selfdesc.training.hcrops import HCropsConfig, make_pairs, random_textured_points
@@ -64,21 +65,16 @@ def make_batches(arrays: list[np.ndarray], batch: int, device: str) -> list[dict
     return batches
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_rows(batches: list[dict], iters: int, device: str, step: Callable[[dict], tuple[int, float]]) -> dict:
     """Run ``step`` on one warm-up batch then ``iters`` batches; ``step`` returns (valid pairs, valid kpts)."""
     step(batches[0])
-    sync(device)
+    sync_device(device)
     valid = kpts = 0
     t0 = time.perf_counter()
     for i in range(iters):
         v, k = step(batches[i % len(batches)])
         valid, kpts = valid + v, kpts + k
-    sync(device)
+    sync_device(device)
     elapsed = time.perf_counter() - t0
     pairs = iters * len(batches[0]["numpy"])
     return {

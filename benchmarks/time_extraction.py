@@ -19,13 +19,9 @@ from pathlib import Path
 
 import torch
 
+from selfdesc.eval.extraction import sync_device
 from selfdesc.features import load_extractor
 from selfdesc.io.image import list_images, load_image
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_feature(name: str, images: list, device: str, weights_dir: str | None, max_keypoints: int | None, repeat: int) -> dict:
@@ -35,10 +31,10 @@ def time_feature(name: str, images: list, device: str, weights_dir: str | None, 
     times, counts = [], []
     for img in images:
         for _ in range(repeat):
-            _sync(device)
+            sync_device(device)
             t0 = time.perf_counter()
             pred = extractor.extract(img)
-            _sync(device)
+            sync_device(device)
             times.append(time.perf_counter() - t0)
         counts.append(len(pred["keypoints"]))
     return {

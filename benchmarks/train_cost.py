@@ -18,13 +18,9 @@ import torch
 
 from selfdesc.cli.train_cmd import default_config, method_name
 from selfdesc.config import load_config
+from selfdesc.eval.extraction import sync_device
 from selfdesc.methods import build_method
 from selfdesc.training.image_folder import ImageFolder
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(config: str, images: str, batch: int, steps: int, device: str) -> dict:
@@ -51,13 +47,13 @@ def measure(config: str, images: str, batch: int, steps: int, device: str) -> di
 
     for i in range(3):
         step(i)
-    _sync(device)
+    sync_device(device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for i in range(steps):
         step(3 + i)
-    _sync(device)
+    sync_device(device)
     result = {
         "method": name,
         "batch": batch,

@@ -45,7 +45,9 @@ class Timing:
         return {"device": self.device, "seconds_per_image": self.seconds_per_image, "num_images": self.num_images}
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (a no-op off CUDA): call before reading a clock."""
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -68,10 +70,10 @@ def extract_all(
     times: list[float] = []
     for path in tqdm(paths, desc=desc, disable=not progress, leave=False, unit="img"):
         loaded = load_image(path, resize_max=resize_max)
-        _sync(extractor.device)
+        sync_device(extractor.device)
         t0 = time.perf_counter()
         pred = extractor.extract(loaded)
-        _sync(extractor.device)
+        sync_device(extractor.device)
         times.append(time.perf_counter() - t0)
         out[path] = ImageFeatures(
             keypoints=pred["keypoints"].numpy().astype(np.float32),
