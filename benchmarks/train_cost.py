@@ -16,8 +16,7 @@ import time
 
 import torch
 
-from selfdesc.cli.train_cmd import default_config, method_name
-from selfdesc.config import load_config
+from selfdesc.cli.train_cmd import load_run_config
 from selfdesc.eval.extraction import sync_device
 from selfdesc.methods import build_method
 from selfdesc.training.image_folder import ImageFolder
@@ -25,8 +24,7 @@ from selfdesc.training.image_folder import ImageFolder
 
 def measure(config: str, images: str, batch: int, steps: int, device: str) -> dict:
     """Cost of ``steps`` training steps of ``configs/<config>.yaml`` at ``batch`` images."""
-    path = f"configs/{config}.yaml"
-    conf = load_config(default_config(method_name(path, [])), path)
+    conf = load_run_config(f"configs/{config}.yaml", [])
     method_conf = dict(conf["method"])
     name = method_conf.pop("name")
     torch.manual_seed(0)

@@ -59,15 +59,21 @@ def method_name(config_path: str | None, overrides: list[str]) -> str:
     return str(name)
 
 
+def load_run_config(config_path: str | None, overrides: list[str]) -> dict[str, Any]:
+    """A run's full config, as ``selfdesc train`` resolves it: the method's code defaults <- YAML <- overrides."""
+    from selfdesc.config import load_config
+
+    return load_config(default_config(method_name(config_path, overrides)), config_path, overrides, open_keys=["train.extra"])
+
+
 def run(args: argparse.Namespace) -> int:
     from selfdesc.cli.common import check_device
-    from selfdesc.config import load_config
     from selfdesc.methods import build_method
     from selfdesc.training.image_folder import ImageFolder
     from selfdesc.training.trainer import TrainConfig, Trainer, seed_everything
 
     device = check_device(args.device)
-    conf = load_config(default_config(method_name(args.config, args.overrides)), args.config, args.overrides, open_keys=["train.extra"])
+    conf = load_run_config(args.config, args.overrides)
     method_conf = dict(conf["method"])
     name = method_conf.pop("name")
     seed_everything(conf["train"]["seed"])  # the method's initial weights are part of a seeded run
