@@ -17,8 +17,8 @@ OUT=${OUT:-/tmp/throughput-out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 HNDESC=selfdesc/weights/hndesc_r2d2.pt
 [ -f "$HNDESC" ] || HNDESC=training-runs/hndesc_r2d2/checkpoints/last.pt
-FEATURES="sift,rootsift,disk,aliked,xfeat,r2d2,hndesc=$HNDESC"
-IMAGES=.carry/shard-a
+FEATURES=${FEATURES:-"sift,rootsift,disk,aliked,xfeat,r2d2,hndesc=$HNDESC"}
+IMAGES=${IMAGES:-.carry/shard-a}
 WORKERS=${WORKERS:-6}
 NGPU=$(nvidia-smi -L | wc -l)
 run() {  # run <gpus> <json>: both sizes, 64 images

@@ -69,14 +69,18 @@ def estimate_relative_pose(
     Returns:
         ``(R, t, inliers)``: ``3 x 3`` rotation and unit ``(3,)`` translation mapping camera 0 to
         camera 1 (``X1 = R X0 + t``, scale unknown), ``(K,)`` bool inlier mask; ``None`` with
-        fewer than 5 matches or when no essential matrix is found.
+        fewer than 5 matches, when no essential matrix is found, or when OpenCV's five-point
+        solver rejects a degenerate match set (e.g. repeated points).
     """
     if len(kpts0) < 5:
         return None
     f_mean = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
     p0 = (np.asarray(kpts0, np.float64) - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
     p1 = (np.asarray(kpts1, np.float64) - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
-    E, mask = cv2.findEssentialMat(p0, p1, np.eye(3), threshold=threshold / f_mean, prob=confidence, method=cv2.RANSAC)
+    try:
+        E, mask = cv2.findEssentialMat(p0, p1, np.eye(3), threshold=threshold / f_mean, prob=confidence, method=cv2.RANSAC)
+    except cv2.error:  # solvePoly asserts on degenerate minimal samples
+        return None
     if E is None or mask is None:
         return None
     best = None

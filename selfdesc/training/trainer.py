@@ -10,7 +10,8 @@ constant schedule; mixed precision (bf16 or fp16 with loss scaling); gradient cl
 guard (non-finite losses skip the step; too many in a row abort); tqdm progress; CSV (and
 TensorBoard when installed) logs; periodic validation through a callback; atomic checkpoints;
 ``resume=True`` continues a killed run exactly (same step, optimizer/scheduler/scaler state,
-RNG state and data order); multi-GPU through ``torchrun`` (DistributedDataParallel, one
+RNG state and data order); SIGTERM or SIGINT stops the run after the current step with a
+checkpoint (:class:`TrainingStopped`), so ``timeout``/``kill`` lose no steps; multi-GPU through ``torchrun`` (DistributedDataParallel, one
 process per GPU; gloo on CPU).
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -64,6 +67,33 @@ class TrainConfig:
 
 class NonFiniteLossError(SelfdescError):
     """Too many consecutive steps produced a NaN/inf loss or gradient."""
+
+
+class TrainingStopped(SelfdescError):
+    """SIGTERM/SIGINT arrived: the run stopped after a step and saved ``checkpoints/last.pt``."""
+
+
+class _StopSignals:
+    """Within ``with``: SIGTERM and SIGINT set ``requested`` instead of killing the process
+    (handlers are installed only in the main thread; elsewhere this does nothing)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def seed_everything(seed: int) -> None:
@@ -205,8 +235,20 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag)
 
+    def _stop_requested(self, signals: _StopSignals) -> bool:
+        """Whether any process got a stop signal (all stop at the same step, so DDP never hangs)."""
+        flag = torch.tensor(float(signals.requested is not None), device=self.device)
+        if self.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag)
+
     def fit(self, resume: bool = False) -> dict[str, float]:
-        """Train until ``conf.steps``; returns the last logged metrics."""
+        """Train until ``conf.steps``; returns the last logged metrics. Raises
+        :class:`TrainingStopped` (after saving ``last.pt``) when SIGTERM/SIGINT arrives."""
+        with _StopSignals() as signals:
+            return self._fit(resume, signals)
+
+    def _fit(self, resume: bool, signals: _StopSignals) -> dict[str, float]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(self.conf.seed + self.rank)
         saved: dict[str, Any] | None = None
@@ -278,8 +320,14 @@ class Trainer:
                 if scores.get("score", -math.inf) > self.best_score:
                     self.best_score = scores["score"]
                     self.save("best.pt")
-            if self.step % self.conf.checkpoint_every == 0 or self.step == self.conf.steps:
+            stop = self.step < self.conf.steps and self._stop_requested(signals)
+            if stop or self.step % self.conf.checkpoint_every == 0 or self.step == self.conf.steps:
                 self.save("last.pt")
+            if stop:
+                bar.close()
+                self.logger.flush()
+                name = signal.Signals(signals.requested).name if signals.requested else "a stop signal on another process"
+                raise TrainingStopped(f"{self.run_dir}: stopped by {name} at step {self.step}; checkpoint saved, continue with --resume")
         bar.close()
         self.logger.flush()
         if self.world > 1:

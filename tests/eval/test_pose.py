@@ -64,3 +64,16 @@ def test_auc_known_values_and_failures():
 def test_too_few_matches_fail():
     k0, k1, _ = _scene()
     assert estimate_relative_pose(k0[:4], k1[:4], K, K) is None
+
+
+def test_degenerate_matches_fail_instead_of_crashing():
+    # three distinct points repeated: OpenCV's five-point solver raises (solvePoly assertion) on these
+    a, b, c = [-0.48347236, 0.31327024], [0.41275558, 0.10663578], [-0.23021329, -0.45902648]
+    p0 = np.array([a, b, b, a, a, a, b, c, b, b])
+    p1 = p0 + np.array([[0, 0], [1, 1], [0, 1], [1, 1], [0, 0], [1, 0], [1, 0], [0, 0], [0, 0], [0, 0]]) * 1e-3
+    try:
+        cv2.findEssentialMat(p0, p1, np.eye(3), threshold=0.002, prob=0.99999, method=cv2.RANSAC)
+        pytest.skip("this OpenCV build does not raise on the degenerate set")
+    except cv2.error:
+        pass
+    assert estimate_relative_pose(p0, p1, np.eye(3), np.eye(3), threshold=0.002) is None

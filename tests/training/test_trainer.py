@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import socket
 
 import pytest
@@ -11,7 +12,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from selfdesc.errors import SelfdescError
-from selfdesc.training.trainer import NonFiniteLossError, TrainConfig, Trainer
+from selfdesc.training.trainer import NonFiniteLossError, TrainConfig, Trainer, TrainingStopped
 
 
 class Images(torch.utils.data.Dataset):
@@ -105,3 +106,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert all(torch.equal(r0[k], r1[k]) for k in r0)  # gradients were averaged: replicas agree
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
     assert [s for s, _ in _losses(tmp_path)] == [1, 2, 3, 4]
+
+
+class Terminated(Toy):
+    """Sends itself SIGTERM during one step, as `timeout` or `kill` would."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def forward(self, batch: dict) -> dict:
+        if self.calls + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().forward(batch)
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path):
+    Trainer(Toy(), Images(), _conf(), tmp_path / "a").fit()
+    with pytest.raises(TrainingStopped, match="SIGTERM at step 5"):
+        Trainer(Terminated(at=5), Images(), _conf(), tmp_path / "b").fit()  # no checkpoint is due at step 5
+    saved = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)
+    assert saved["step"] == 5
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    Trainer(Toy(), Images(), _conf(), tmp_path / "b").fit(resume=True)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # nothing lost, nothing repeated
