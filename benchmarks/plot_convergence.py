@@ -3,7 +3,7 @@
     python benchmarks/plot_convergence.py --runs residual=runs/residual_half cnn-only=runs/cnn_only_half \\
         [--baselines sift=0.833] [--metric val/mma@3] --out convergence.png
 
-Each ``LABEL=RUN_DIR`` reads ``RUN_DIR/metrics.csv`` (written by the trainer; validation rows
+Each ``LABEL=RUN_DIR`` reads ``RUN_DIR/metrics.csv`` (or ``LABEL=FILE.csv``, a copied metrics file) (written by the trainer; validation rows
 carry ``val/...`` columns) and draws one line; the table of points is printed too.
 """
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pathlib import Path
 
 
 def read_curve(run_dir: str | Path, metric: str) -> list[tuple[int, float]]:
-    """``(step, value)`` of every row of ``run_dir/metrics.csv`` that has ``metric``."""
-    path = Path(run_dir) / "metrics.csv"
+    """``(step, value)`` of every row of ``run_dir/metrics.csv`` (or of the CSV file ``run_dir``)
+    that has ``metric``."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / "metrics.csv"
     if not path.is_file():
         raise SystemExit(f"plot_convergence: {path}: no such file")
     with path.open(newline="") as f:

@@ -92,6 +92,24 @@ def ramp(progress: float, start: float, end: float, shape: str = "linear") -> fl
     return start + (end - start) * e
 
 
+def covariance_penalty(descriptors: torch.Tensor) -> torch.Tensor:
+    """Decorrelation guard against dimensional collapse (VICReg's covariance term; no negatives).
+
+    ``descriptors``: ``(N, D)``, L2-normalised inside and scaled by ``sqrt(D)`` so that evenly
+    spread descriptors have unit variance per dimension. Returns the sum of squared off-diagonal
+    entries of their ``D x D`` covariance divided by ``D``: about 0 for decorrelated dimensions,
+    up to ``D - 1`` when every dimension carries the same signal (rank 1).
+    """
+    n, d = descriptors.shape
+    if n < 2:
+        return descriptors.sum() * 0.0
+    z = torch.nn.functional.normalize(descriptors.float(), dim=-1) * math.sqrt(d)
+    z = z - z.mean(0, keepdim=True)
+    cov = z.T @ z / (n - 1)
+    off = cov - torch.diag_embed(torch.diagonal(cov))
+    return (off**2).sum() / d
+
+
 @torch.no_grad()
 def collapse_metrics(descriptors: torch.Tensor) -> dict[str, torch.Tensor]:
     """Collapse indicators of a set of descriptors ``(N, D)`` (L2-normalised inside).
@@ -111,4 +129,4 @@ def collapse_metrics(descriptors: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"desc_std": std, "eff_rank": torch.exp(entropy)}
 
 
-__all__ = ["RAMPS", "collapse_metrics", "prediction_loss", "ramp", "saliency_weights", "soft_labels", "uniform_weights", "weighted_loss"]
+__all__ = ["RAMPS", "collapse_metrics", "covariance_penalty", "prediction_loss", "ramp", "saliency_weights", "soft_labels", "uniform_weights", "weighted_loss"]

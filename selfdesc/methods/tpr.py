@@ -21,7 +21,8 @@ during training, saved in the checkpoint so a resumed run continues the schedule
 
 Collapse: the predictor + EMA target are BYOL's guard; in addition a variance hinge
 ``var_weight * mean_d relu(min_std - sqrt(D) std_d)`` on the online descriptors (off with
-``var_weight: 0``) and the logged ``desc_std`` / ``eff_rank`` of the descriptors
+``var_weight: 0``), a decorrelation term ``cov_weight *`` :func:`~selfdesc.losses.tpr.covariance_penalty`
+against dimensional collapse (off with ``cov_weight: 0``), and the logged ``desc_std`` / ``eff_rank`` of the descriptors
 (:func:`~selfdesc.losses.tpr.collapse_metrics`).
 
 Every choice not on the TPR slides is a reconstruction ([INFER] in spec §6.3), see docs/tpr.md.
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfdesc.errors import ConfigError
-from selfdesc.losses.tpr import collapse_metrics, ramp, saliency_weights, soft_labels, uniform_weights, weighted_loss
+from selfdesc.losses.tpr import collapse_metrics, covariance_penalty, ramp, saliency_weights, soft_labels, uniform_weights, weighted_loss
 from selfdesc.methods.hndesc import _dataclass_from
 from selfdesc.models import deform, swin, vgg
 from selfdesc.models.deform import sample_map
@@ -65,7 +66,7 @@ DEFAULT_CONF: dict[str, Any] = {
     "augment": {"enabled": True},
     "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": False},
     "curriculum": {"shape": "linear", "alpha": [0.0, 1.0], "strength": [0.0, 1.0]},
-    "collapse": {"var_weight": 1.0, "min_std": 0.5, "metrics_points": 1024},
+    "collapse": {"var_weight": 1.0, "min_std": 0.5, "cov_weight": 0.04, "metrics_points": 1024},
     "keypoints": {"num_source_points": 256},
 }
 
@@ -208,6 +209,8 @@ class TPR(nn.Module):
         std = desc.std(0, unbiased=False) * desc.shape[-1] ** 0.5 if len(desc) > 1 else desc.new_ones(desc.shape[-1])
         guard = F.relu(float(cg["min_std"]) - std).mean()
         loss = loss + float(cg["var_weight"]) * guard
+        cov = covariance_penalty(desc) if float(cg["cov_weight"]) > 0 else guard.new_zeros(())
+        loss = loss + float(cg["cov_weight"]) * cov
         keep = torch.randperm(len(desc), device=desc.device)[: int(cg["metrics_points"])]
         metrics = collapse_metrics(desc[keep]) if len(keep) > 1 else {}
 
@@ -217,6 +220,7 @@ class TPR(nn.Module):
                 "loss": loss,
                 "pred_loss": ((1.0 - sim) * mask).sum() / mask.sum().clamp_min(1),
                 "var_guard": guard.detach(),
+                "cov_guard": cov.detach(),
                 "alpha": torch.tensor(alpha),
                 "strength": torch.tensor(strength),
                 "tau": torch.tensor(self.tau),

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
 from selfdesc.losses.tpr import (
+    covariance_penalty,
     RAMPS,
     collapse_metrics,
     prediction_loss,
@@ -88,3 +89,15 @@ def test_collapse_metrics():
     assert collapsed["desc_std"] < 1e-3
     line = collapse_metrics(torch.randn(500, 1) * torch.randn(1, 32))  # rank 1 (+/- one direction)
     assert line["eff_rank"] < 1.5
+
+
+def test_covariance_penalty_small_when_decorrelated_large_when_rank_one():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(4096, 32, generator=g)
+    assert covariance_penalty(spread) < 0.05  # only sampling noise, ~D/N
+    line = torch.randn(4096, 1, generator=g) * torch.ones(1, 32) + 0.01 * torch.randn(4096, 32, generator=g)
+    assert covariance_penalty(line) > 20.0  # rank 1: close to D - 1 = 31
+    x = line.clone().requires_grad_(True)
+    covariance_penalty(x).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # it pushes a collapsed set apart
+    assert covariance_penalty(torch.ones(1, 32)) == 0.0
