@@ -3,8 +3,9 @@
     python benchmarks/plot_convergence.py --runs residual=runs/residual_half cnn-only=runs/cnn_only_half \\
         [--baselines sift=0.833] [--metric val/mma@3] --out convergence.png
 
-Each ``LABEL=RUN_DIR`` reads ``RUN_DIR/metrics.csv`` (or ``LABEL=FILE.csv``, a copied metrics file) (written by the trainer; validation rows
-carry ``val/...`` columns) and draws one line; the table of points is printed too.
+Each ``LABEL=RUN_DIR`` reads ``RUN_DIR/metrics.csv`` (written by the trainer; validation rows
+carry ``val/...`` columns), and ``LABEL=FILE.csv`` reads a copied metrics file; each draws one
+line, and the table of points is printed too.
 """
 from __future__ import annotations
 

@@ -236,10 +236,13 @@ class Trainer:
         return bool(flag)
 
     def _stop_requested(self, signals: _StopSignals) -> bool:
-        """Whether any process got a stop signal (all stop at the same step, so DDP never hangs)."""
-        flag = torch.tensor(float(signals.requested is not None), device=self.device)
-        if self.world > 1:
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        """Whether any process got a stop signal (all stop at the same step, so DDP never hangs).
+        A single process answers from the flag alone: no device tensor, no sync on the step path."""
+        requested = signals.requested is not None
+        if self.world == 1:
+            return requested
+        flag = torch.tensor(float(requested), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag)
 
     def fit(self, resume: bool = False) -> dict[str, float]:

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
 from selfdesc.losses.tpr import (
-    covariance_penalty,
     RAMPS,
     collapse_metrics,
+    covariance_penalty,
     prediction_loss,
     ramp,
     saliency_weights,
