@@ -51,7 +51,7 @@ def window_values(heatmap: torch.Tensor, centers: torch.Tensor, radius: int, fil
     x = cx[..., None] + off[:, 0] + radius
     y = cy[..., None] + off[:, 1] + radius
     index = (y * (W + 2 * radius) + x).flatten(1)  # (B, N*K)
-    return padded.flatten(1).gather(1, index).view(B, c.shape[1], -1)
+    return padded.flatten(1).gather(1, index).view(B, c.shape[1], off.shape[0])
 
 
 def softargmax_refine(

@@ -313,9 +313,12 @@ class HNDesc(nn.Module):
     def _detector_losses(
         self, out_a: dict[str, torch.Tensor], out_b: dict[str, torch.Tensor], pairs: dict[str, torch.Tensor], loss: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """The total ``loss`` plus the detector terms (see the module docstring), on the valid pairs."""
+        """The total ``loss`` plus the detector terms (see the module docstring), on the valid pairs
+        (none: ``loss`` alone, instead of NaN terms)."""
         d = self.conf["detector"]
         ok = pairs["pair_valid"]
+        if not bool(ok.any()):
+            return {"loss": loss}
         S = pairs["A"].shape[-1]
         grid = homography_grid(pairs["H_AB"][ok].float(), (S, S), (S, S))
         key = "repeatability" if "repeatability" in out_a else "heatmap"

@@ -309,3 +309,18 @@ def test_lite_own_keypoints_are_heatmap_peaks():
         heat = m.net.eval()({"image": batch["image"]})["heatmap"]
     want, want_mask = repeatability_peaks(heat, 64, radius=2, border=4)
     assert torch.equal(kp, want) and torch.equal(mask, want_mask) and mask.all()
+
+
+def test_a_batch_without_valid_pairs_gives_a_finite_loss(monkeypatch):
+    import selfdesc.methods.hndesc as module
+
+    real = module.make_pairs
+
+    def no_valid_pair(*args, **kwargs):
+        pairs = real(*args, **kwargs)
+        return {**pairs, "pair_valid": torch.zeros_like(pairs["pair_valid"]), "valid": torch.zeros_like(pairs["valid"])}
+
+    monkeypatch.setattr(module, "make_pairs", no_valid_pair)
+    for conf in (LITE, {**SMALL, "backbone": TINY_NET}):
+        out = HNDesc(conf)(_batch(2))
+        assert torch.isfinite(out["loss"]) and out["num_queries"] == 0 and "cosim" not in out
