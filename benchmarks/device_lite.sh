@@ -18,7 +18,7 @@
 # Environment: VAL (validation base images; default .carry/val-lite, else .carry/val-base; note that
 # .carry/val-base is the first 12 photos of shard-b, which .carry/train-all contains, so build a
 # held-out one: ls ../shared/data/eval/synth-base | sort | awk 'NR % 3 == 2' | while read f; do
-# cp ../shared/data/eval/synth-base/$f .carry/val-lite/; done   (12 files, never in the held-out
+# cp ../shared/data/eval/synth-base/$f .carry/val-lite/; done   (13 files, never in the held-out
 # synthetic benchmark, which uses NR % 3 == 1)), TRAIN (default .carry/train-all), NW (loader
 # workers per run, default 6), EXTRA (overrides for both runs), SEED (see above).
 #
