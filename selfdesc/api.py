@@ -20,8 +20,8 @@ import torch
 from selfdesc.errors import ConfigError
 from selfdesc.features.base import Extractor
 
-#: method stored in one of our model files -> the feature extractor that runs it
-METHOD_FEATURES: dict[str, str] = {"hndesc": "hndesc", "residual": "residual-sift", "tpr": "tpr"}
+#: method (or ``"method:backbone"``) stored in one of our model files -> the feature extractor that runs it
+METHOD_FEATURES: dict[str, str] = {"hndesc": "hndesc", "hndesc:lite": "hndesc-lite", "residual": "residual-sift", "tpr": "tpr"}
 
 
 def resolve_features(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -34,7 +34,7 @@ def resolve_features(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
         ConfigError: neither a registered name nor an existing file.
         WeightsError: a file that is not a model of a method with a feature extractor.
     """
-    from selfdesc.features import REGISTRY, available_features
+    from selfdesc.features import REGISTRY, available_features, model_feature
 
     text = str(name_or_path)
     if text in REGISTRY:
@@ -45,10 +45,10 @@ def resolve_features(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
     from selfdesc.errors import WeightsError
     from selfdesc.weights import read_model_file
 
-    method = read_model_file(path)["method"]
-    feature = METHOD_FEATURES.get(method)
+    model = read_model_file(path)
+    feature = model_feature(model, METHOD_FEATURES)
     if feature is None or feature not in REGISTRY:
-        raise WeightsError(f"{path}: holds a '{method}' model, which has no feature extractor")
+        raise WeightsError(f"{path}: holds a '{model['method']}' model, which has no feature extractor")
     return feature, {"checkpoint": str(path)}
 
 

@@ -26,16 +26,31 @@ REGISTRY: dict[str, str] = {
     "residual-sift": "selfdesc.features.residual:ResidualSIFT",
     "residual-rootsift-upright": "selfdesc.features.residual:ResidualRootSIFTUpright",
     "hndesc": "selfdesc.features.hndesc:HNDescFeatures",
+    "hndesc-lite": "selfdesc.features.lite:HNDescLite",
     "default": "selfdesc.features.hndesc:HNDescFeatures",
 }
 
 
-#: method of a model file (see :func:`selfdesc.weights.read_model_file`) -> the feature that reads it
+#: method of a model file (see :func:`selfdesc.weights.read_model_file`) -> the feature that reads it;
+#: a ``"method:backbone"`` key (the file's ``conf.backbone.name``) takes precedence over ``"method"``
 MODEL_FEATURES: dict[str, str] = {
     "hndesc": "hndesc",
+    "hndesc:lite": "hndesc-lite",
     "tpr": "tpr",
     "residual": "residual",
 }
+
+
+def model_feature(model: dict[str, Any], table: dict[str, str] | None = None) -> str | None:
+    """The feature that reads a model file's content (:func:`selfdesc.weights.read_model_file`), or ``None``.
+
+    ``table`` maps ``"method:backbone"`` or ``"method"`` to a feature (default :data:`MODEL_FEATURES`).
+    """
+    table = MODEL_FEATURES if table is None else table
+    conf = model.get("conf")
+    backbone = conf.get("backbone") if isinstance(conf, dict) else None
+    name = backbone.get("name") if isinstance(backbone, dict) else None
+    return table.get(f"{model['method']}:{name}", table.get(model["method"]))
 
 
 def is_model_path(name: str) -> bool:
@@ -77,14 +92,15 @@ def load_extractor(
     if is_model_path(name):
         from selfdesc.weights import read_model_file
 
-        method = read_model_file(name)["method"]
-        if method not in MODEL_FEATURES:
-            raise ConfigError(f"{name}: no feature extractor reads '{method}' models")
-        name, conf = MODEL_FEATURES[method], {**conf, "checkpoint": name}
+        model = read_model_file(name)
+        feature = model_feature(model)
+        if feature is None:
+            raise ConfigError(f"{name}: no feature extractor reads '{model['method']}' models")
+        name, conf = feature, {**conf, "checkpoint": name}
     cls = extractor_class(name)
     if getattr(cls, "needs_weights", False):
         conf["weights_dir"] = weights_dir
     return cls(conf).eval().to(device)
 
 
-__all__ = ["Extractor", "MODEL_FEATURES", "REGISTRY", "is_model_path", "available_features", "extractor_class", "load_extractor"]
+__all__ = ["Extractor", "MODEL_FEATURES", "model_feature", "REGISTRY", "is_model_path", "available_features", "extractor_class", "load_extractor"]

@@ -6,6 +6,7 @@ Two flavours:
   decreasing score and drop every one closer than ``radius`` pixels to a keypoint already kept.
 * :func:`dense_nms_mask` — local maxima of a *dense* score map with a max-pool window
   (ties are all kept, as in R2D2's ``NonMaxSuppression``).
+* :func:`top_k_peaks` — the ``k`` strongest of those local maxima, batched, as fixed-size tensors.
 """
 from __future__ import annotations
 
@@ -77,4 +78,39 @@ def dense_nms_mask(scores: torch.Tensor, radius: int = 1) -> torch.Tensor:
     return scores == F.max_pool2d(scores, kernel_size=k, stride=1, padding=int(radius))
 
 
-__all__ = ["radius_nms", "apply_radius_nms", "dense_nms_mask"]
+def top_k_peaks(
+    scores: torch.Tensor, num: int, radius: int = 1, border: int = 0, threshold: float = float("-inf")
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``num`` strongest local maxima (:func:`dense_nms_mask`) of each score map.
+
+    Args:
+        scores: ``(B, 1, H, W)`` score maps.
+        num: peaks per map.
+        radius: NMS half window.
+        border: pixels next to the edges that are never peaks.
+        threshold: peaks must score at least this.
+
+    Returns:
+        ``xy`` ``(B, num, 2)`` int64 ``(x, y)`` pixel centres (0 where missing), their scores
+        ``(B, num)`` and validity ``(B, num)`` bool; sorted by decreasing score.
+    """
+    B, _, H, W = scores.shape
+    s = scores.float()
+    keep = dense_nms_mask(s, radius) & (s >= threshold)
+    keep[..., : min(border, H), :] = False
+    keep[..., max(H - border, 0) :, :] = False
+    keep[..., : min(border, W)] = False
+    keep[..., max(W - border, 0) :] = False
+    top = s.masked_fill(~keep, float("-inf")).flatten(1).topk(min(num, H * W), dim=1)
+    valid = torch.isfinite(top.values)
+    xy = torch.stack([top.indices % W, top.indices // W], dim=-1).where(valid[..., None], 0)
+    values = top.values.where(valid, 0.0)
+    if xy.shape[1] < num:
+        missing = num - xy.shape[1]
+        xy = torch.cat([xy, xy.new_zeros(B, missing, 2)], dim=1)
+        values = torch.cat([values, values.new_zeros(B, missing)], dim=1)
+        valid = torch.cat([valid, valid.new_zeros(B, missing)], dim=1)
+    return xy, values, valid
+
+
+__all__ = ["radius_nms", "apply_radius_nms", "dense_nms_mask", "top_k_peaks"]

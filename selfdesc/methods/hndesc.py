@@ -12,13 +12,23 @@ device; see :class:`selfdesc.training.image_folder.ImageFolder`): ``{"image": (B
 Options beyond the released HNDesc (all off by default):
 
 * ``backbone.name``: ``r2d2`` (dilated L2-Net, full resolution), ``caps`` (CAPS ResUNet fine
-  map, stride 4, §2.2.1) or ``superpoint`` (SuperPoint descriptor head, stride 8); only r2d2 has
-  detection heads (``heads: false`` is required for the others). ``mchan`` and ``final_relu``
-  are r2d2 options.
+  map, stride 4, §2.2.1), ``superpoint`` (SuperPoint descriptor head, stride 8) or ``lite``
+  (:class:`~selfdesc.models.litenet.LiteNet`: light single-pass encoder, descriptors at stride
+  4, full-resolution cell-softmax keypoint heatmap, reliability). r2d2 and lite have detection
+  heads (``heads: false`` is required for the others, ``heads: true`` for lite). ``mchan`` and
+  ``final_relu`` are r2d2 options.
+* Detector losses (``detector``): R2D2's cosine-similarity and peakiness losses on the
+  repeatability map (r2d2) or the heatmap (lite) (``weight_cosim``, ``weight_peaky``,
+  ``patch_size``); lite adds the keypoint reprojection distance and dispersity of
+  :func:`~selfdesc.losses.reprojection.reprojection_loss` (``weight_reproj``,
+  ``weight_dispersity``; ``num_peaks`` NMS peaks of radius ``nms_radius`` per crop, soft-argmax
+  window ``refine_radius`` and ``temperature``, which are stored with the exported model so that
+  extraction refines keypoints the same way). With heads, the AP loss is weighted by the
+  reliability map (sampled at the keypoints at the map's own stride).
 * ``keypoints.source`` (anchors of the pairs): ``textured`` (random high-gradient pixels),
-  ``sift`` (OpenCV SIFT computed by the loader), ``own`` (top-k 3x3-NMS peaks of the network's
-  repeatability map on the batch, detached; ``textured`` before ``own_after_steps`` steps and
-  for backbones without heads).
+  ``sift`` (OpenCV SIFT computed by the loader), ``own`` (top-k NMS peaks of the network's
+  repeatability map (r2d2) or heatmap (lite) on the batch, detached; ``textured`` before
+  ``own_after_steps`` steps and for backbones without heads).
 * ``stylize``: crop B comes from a stylized copy of the image with probability ``p`` (HNDesc:
   0.7), made online by ``stylizer`` in the loader or read from ``data.stylized_root``.
 * ``miner.pool: gd``: negatives also from crops of each image's ``neighbours.num`` nearest
@@ -39,12 +49,14 @@ import torch
 from torch import nn
 
 from selfdesc.errors import ConfigError
-from selfdesc.features.nms import dense_nms_mask
+from selfdesc.features.nms import top_k_peaks
 from selfdesc.losses.ap import APLossConfig, HNDescAPLoss
 from selfdesc.losses.repeatability import cosim_loss, homography_grid, peaky_loss
+from selfdesc.losses.reprojection import reprojection_loss
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
 from selfdesc.models.caps import ResUNet
 from selfdesc.models.l2net import QuadL2Net
+from selfdesc.models.litenet import LiteNet
 from selfdesc.models.sampling import sample_descriptors
 from selfdesc.models.superpoint import SuperPointNet
 from selfdesc.retrieval.gem import gem_pool
@@ -55,17 +67,20 @@ from selfdesc.training.neighbours import CropMemory
 
 DEFAULT_CONF: dict[str, Any] = {
     "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4},
-    "hcrops": {"crop_size": 192, "num_keypoints": 200},
+    "hcrops": {"crop_size": 192, "num_keypoints": 200, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "min_distort": [0.6, 0.6]},
     "augment": {"enabled": True},
     "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
     "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "plain_weight": 1.0, "margin": 1.0},
-    "detector": {"weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16},
+    "detector": {
+        "weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16,
+        "weight_reproj": 1.0, "weight_dispersity": 1.0, "num_peaks": 256, "nms_radius": 2, "refine_radius": 2, "temperature": 0.1,
+    },
     "keypoints": {"source": "textured", "num_source_points": 1024, "own_after_steps": 1000, "own_nms_radius": 1, "own_border": 4},
     "stylize": {"enabled": False, "p": 0.7, "stylizer": "mixed", "style_bank": None},
     "neighbours": {"num": 1, "memory_size": 128, "refresh_every": 1000, "gem_p": 3.0},
 }
 
-BACKBONES = ("r2d2", "caps", "superpoint")
+BACKBONES = ("r2d2", "caps", "superpoint", "lite")
 KEYPOINT_SOURCES = ("textured", "sift", "own")
 
 
@@ -77,13 +92,22 @@ def _dataclass_from(cls: type, values: dict[str, Any]):
     return cls(**values)
 
 
-def build_backbone(conf: dict[str, Any]) -> tuple[nn.Module, int]:
-    """The descriptor network of ``method.backbone`` and its stride (crop pixels per map cell)."""
+def build_backbone(conf: dict[str, Any], detector: dict[str, Any] | None = None) -> tuple[nn.Module, int]:
+    """The descriptor network of ``method.backbone`` and its stride (crop pixels per map cell).
+
+    ``detector`` (the method's ``detector`` section) gives lite its sub-pixel window.
+    """
     name = conf["name"]
     if name == "r2d2":
         return QuadL2Net({k: v for k, v in conf.items() if k != "name"}), 1
     if name not in BACKBONES:
         raise ConfigError(f"unknown HNDesc backbone '{name}' (available: {', '.join(BACKBONES)})")
+    if name == "lite":
+        if not conf["heads"] or conf["final_relu"]:
+            raise ConfigError("method.backbone: 'lite' always has a keypoint head and signed descriptors; set heads: true and final_relu: false")
+        d = {**DEFAULT_CONF["detector"], **(detector or {})}
+        net = LiteNet({"dim": conf["dim"], "refine_radius": d["refine_radius"], "refine_temperature": d["temperature"]})
+        return net, net.stride
     if conf["heads"] or conf["final_relu"]:
         raise ConfigError(f"method.backbone: '{name}' has no detection heads and signed descriptors; set heads: false and final_relu: false")
     if name == "caps":
@@ -106,17 +130,8 @@ def repeatability_peaks(repeatability: torch.Tensor, num: int, radius: int = 1, 
     Returns:
         ``(B, num, 2)`` float32 ``(x, y)`` pixel centres (0 where missing) and ``(B, num)`` bool validity.
     """
-    B, _, H, W = repeatability.shape
-    score = repeatability.float().masked_fill(~dense_nms_mask(repeatability.float(), radius), float("-inf"))
-    inner = torch.zeros_like(score, dtype=torch.bool)
-    inner[..., border : H - border, border : W - border] = True
-    top = score.masked_fill(~inner, float("-inf")).flatten(1).topk(min(num, H * W), dim=1)
-    valid = torch.isfinite(top.values)
-    xy = torch.stack([top.indices % W, top.indices // W], dim=-1).float().where(valid[..., None], 0.0)
-    if xy.shape[1] < num:
-        xy = torch.cat([xy, xy.new_zeros(B, num - xy.shape[1], 2)], dim=1)
-        valid = torch.cat([valid, valid.new_zeros(B, num - valid.shape[1])], dim=1)
-    return xy, valid
+    xy, _, valid = top_k_peaks(repeatability, num, radius, border)
+    return xy.float(), valid
 
 
 class HNDesc(nn.Module):
@@ -128,8 +143,8 @@ class HNDesc(nn.Module):
 
         self.conf = merge(DEFAULT_CONF, conf or {})
         b = self.conf["backbone"]
-        self.net, self.stride = build_backbone(b)
-        self.heads = b["name"] == "r2d2" and bool(b["heads"])
+        self.net, self.stride = build_backbone(b, self.conf["detector"])
+        self.heads = b["name"] in ("r2d2", "lite") and bool(b["heads"])
         self.hcrops = _dataclass_from(HCropsConfig, self.conf["hcrops"])
         if self.hcrops.crop_size % self.stride:
             raise ConfigError(f"method.hcrops.crop_size {self.hcrops.crop_size} must be a multiple of the {b['name']} stride {self.stride}")
@@ -193,7 +208,8 @@ class HNDesc(nn.Module):
 
     def describe(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Network outputs of ``(B, 3, S, S)`` crops: ``descriptors`` ``(B, D, S/stride, S/stride)``
-        (plus ``repeatability`` / ``reliability`` ``(B, 1, S, S)`` with heads)."""
+        (plus, r2d2 with heads: ``repeatability`` / ``reliability`` ``(B, 1, S, S)``; lite:
+        ``heatmap`` ``(B, 1, S, S)``, ``reliability`` ``(B, 1, S/8, S/8)``)."""
         out = self.net({"image": images})
         return {"descriptors": out["fine"]} if "fine" in out else out
 
@@ -212,7 +228,8 @@ class HNDesc(nn.Module):
         if kc["source"] == "own" and self.heads and int(self.own_steps) >= kc["own_after_steps"]:
             was_training = self.net.training
             self.net.eval()
-            rep = self.net({"image": images})["repeatability"]
+            out = self.net({"image": images})
+            rep = out["repeatability"] if "repeatability" in out else out["heatmap"]
             self.net.train(was_training)
             return repeatability_peaks(rep, kc["num_source_points"], kc["own_nms_radius"], kc["own_border"])
         return random_textured_points(images, kc["num_source_points"]), None
@@ -274,9 +291,9 @@ class HNDesc(nn.Module):
         )
         reliability = None
         if "reliability" in out_a and isinstance(self.loss_fn, HNDescAPLoss):
-            qb = mined["query_pair"]
-            r_a = sample_descriptors(out_a["reliability"], pairs["kpA"], normalize=False)[qb, mined["query_index"], 0]
-            r_b = sample_descriptors(out_b["reliability"], pairs["kpB"], normalize=False)[qb, mined["query_index"], 0]
+            qb, rel_stride = mined["query_pair"], A.shape[-1] // out_a["reliability"].shape[-1]
+            r_a = sample_descriptors(out_a["reliability"], pairs["kpA"], normalize=False, stride=rel_stride)[qb, mined["query_index"], 0]
+            r_b = sample_descriptors(out_b["reliability"], pairs["kpB"], normalize=False, stride=rel_stride)[qb, mined["query_index"], 0]
             reliability = 0.5 * (r_a + r_b)
         if isinstance(self.loss_fn, HNDescAPLoss):
             res = self.loss_fn(mined["query"], mined["positive"], mined["negatives"], reliability=reliability)
@@ -287,19 +304,40 @@ class HNDesc(nn.Module):
             out["ap"] = res["ap"]
         if extra is not None:
             out["neighbour_crops"] = torch.tensor(float(len(extra_args.get("extra_keypoints", ()))))
-        if "repeatability" in out_a:
-            d = self.conf["detector"]
-            ok = pairs["pair_valid"]
-            S = A.shape[-1]
-            grid = homography_grid(pairs["H_AB"][ok].float(), (S, S), (S, S))
-            rep_a, rep_b = out_a["repeatability"][ok], out_b["repeatability"][ok]
-            cos = cosim_loss(rep_a, rep_b, grid, d["patch_size"])
-            peaky = 0.5 * (peaky_loss(rep_a, d["patch_size"]) + peaky_loss(rep_b, d["patch_size"]))
-            out["loss"] = out["loss"] + d["weight_cosim"] * cos + d["weight_peaky"] * peaky
-            out["cosim"], out["peaky"] = cos.detach(), peaky.detach()
+        if "repeatability" in out_a or "heatmap" in out_a:
+            out.update(self._detector_losses(out_a, out_b, pairs, out["loss"]))
         if pool == "selfgd" and self.training:
             self._update_memory(pairs, global_a, ids)
         return out
+
+    def _detector_losses(
+        self, out_a: dict[str, torch.Tensor], out_b: dict[str, torch.Tensor], pairs: dict[str, torch.Tensor], loss: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The total ``loss`` plus the detector terms (see the module docstring), on the valid pairs
+        (none: ``loss`` alone, instead of NaN terms)."""
+        d = self.conf["detector"]
+        ok = pairs["pair_valid"]
+        if not bool(ok.any()):
+            return {"loss": loss}
+        S = pairs["A"].shape[-1]
+        grid = homography_grid(pairs["H_AB"][ok].float(), (S, S), (S, S))
+        key = "repeatability" if "repeatability" in out_a else "heatmap"
+        rep_a, rep_b = out_a[key][ok].float(), out_b[key][ok].float()
+        cos = cosim_loss(rep_a, rep_b, grid, d["patch_size"])
+        peaky = 0.5 * (peaky_loss(rep_a, d["patch_size"]) + peaky_loss(rep_b, d["patch_size"]))
+        total = loss + d["weight_cosim"] * cos + d["weight_peaky"] * peaky
+        if key == "repeatability":
+            return {"loss": total, "cosim": cos.detach(), "peaky": peaky.detach()}
+        kp = reprojection_loss(rep_a, rep_b, pairs["H_AB"][ok], d["num_peaks"], d["nms_radius"], d["refine_radius"], d["temperature"])
+        total = total + d["weight_reproj"] * kp["reprojection"] + d["weight_dispersity"] * kp["dispersity"]
+        return {
+            "loss": total,
+            "cosim": cos.detach(),
+            "peaky": peaky.detach(),
+            "reproj": kp["reprojection"].detach(),
+            "dispersity": kp["dispersity"].detach(),
+            "kp_points": kp["num_points"],
+        }
 
     @torch.no_grad()
     def _update_memory(self, pairs: dict[str, torch.Tensor], global_a: torch.Tensor, ids: torch.Tensor) -> None:

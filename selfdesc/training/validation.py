@@ -1,4 +1,4 @@
-"""Periodic validation of any trainable method: MMA@3 on a held-out synthetic benchmark.
+"""Periodic validation of any trainable method: MMA@1/3/5 on a held-out synthetic benchmark.
 
 The benchmark is built once (seeded) from a folder of base images the run does not train on,
 into ``RUN_DIR/validation-synth``. At each validation the method's network is exported
@@ -23,7 +23,8 @@ class ValidationConfig:
 
     ``num_images`` base images (sorted, first N) give ``6 * num_images - 2 * num_images`` pairs
     (5 viewpoint or illumination pairs per sequence); ``max_side`` bounds image size;
-    ``max_keypoints`` per image; ``score`` is the metric that selects ``best.pt``.
+    ``max_keypoints`` per image; ``score`` is the metric that selects ``best.pt`` (one of
+    :data:`SCORES`; ``mma@1+3`` is the mean of MMA@1 and MMA@3).
     """
 
     images: str | None = None
@@ -34,8 +35,12 @@ class ValidationConfig:
     score: str = "mma@3"
 
 
+#: metrics that can select ``best.pt``
+SCORES = ("mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3")
+
+
 class SyntheticValidation:
-    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "num_matches", "score"}`` for the trainer."""
+    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3", "num_matches", "score"}`` for the trainer."""
 
     def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu") -> None:
         from selfdesc.datasets.hpatches import load_hpatches
@@ -43,8 +48,8 @@ class SyntheticValidation:
 
         if conf.images is None:
             raise ConfigError("validation needs val.images (a folder of base images not used for training)")
-        if conf.score not in ("mma@1", "mma@3", "mma@5", "ha@3"):
-            raise ConfigError(f"unknown validation score '{conf.score}' (mma@1, mma@3, mma@5, ha@3)")
+        if conf.score not in SCORES:
+            raise ConfigError(f"unknown validation score '{conf.score}' ({', '.join(SCORES)})")
         self.conf, self.method_name, self.device = conf, method_name, device
         self.run_dir = Path(run_dir)
         bench = self.run_dir / "validation-synth"
@@ -63,9 +68,10 @@ class SyntheticValidation:
         overall = run_homography_benchmark([str(path)], self.pairs, config, progress=False).results[str(path)]["overall"]
         scores = {f"mma@{t}": float(overall["mma"][t]) for t in ("1", "3", "5")}
         scores["ha@3"] = float(overall["homography_accuracy"]["3"])
+        scores["mma@1+3"] = 0.5 * (scores["mma@1"] + scores["mma@3"])
         scores["num_matches"] = float(overall["num_matches"])
         scores["score"] = scores[self.conf.score]
         return scores
 
 
-__all__ = ["SyntheticValidation", "ValidationConfig"]
+__all__ = ["SCORES", "SyntheticValidation", "ValidationConfig"]

@@ -39,6 +39,16 @@ def texture() -> np.ndarray:
     return np.repeat(img[:, :, None], 3, axis=2)
 
 
+def astronaut_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 240x320 crop of scikit-image's astronaut and its warp by a known homography (image-0 -> image-1)."""
+    from skimage import data
+
+    image0 = np.ascontiguousarray(data.astronaut()[40:280, 100:420])
+    H = np.array([[0.95, 0.08, 6.0], [-0.06, 0.97, 9.0], [2e-4, -1e-4, 1.0]])
+    image1 = cv2.warpPerspective(image0, H, (320, 240), flags=cv2.INTER_LINEAR)
+    return image0, image1, H
+
+
 @pytest.fixture(scope="session")
 def graf1() -> np.ndarray:
     """graf image 1 (800 x 640 RGB float); skips when ../shared is absent."""

@@ -1,5 +1,4 @@
 """The shipped default model (HNDesc-r2d2): it loads, extracts unit 128-D descriptors, and matches."""
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,21 +9,12 @@ from selfdesc.features import load_extractor
 from selfdesc.features.hndesc import DEFAULT_MODEL
 from selfdesc.matching import match_mnn
 from selfdesc.weights import package_model
-
-
-def _astronaut_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A 240x320 crop of scikit-image's astronaut and its warp by a known homography (image-0 -> image-1)."""
-    from skimage import data
-
-    image0 = np.ascontiguousarray(data.astronaut()[40:280, 100:420])
-    H = np.array([[0.95, 0.08, 6.0], [-0.06, 0.97, 9.0], [2e-4, -1e-4, 1.0]])
-    image1 = cv2.warpPerspective(image0, H, (320, 240), flags=cv2.INTER_LINEAR)
-    return image0, image1, H
+from tests.features.conftest import astronaut_pair
 
 
 def test_default_is_the_shipped_model_and_matches_a_warped_pair():
     assert package_model(DEFAULT_MODEL).is_file()
-    image0, image1, H = _astronaut_pair()
+    image0, image1, H = astronaut_pair()
     ext = load_extractor("default", max_keypoints=500)
     f0, f1 = ext.extract(image0), ext.extract(image1)
     assert f0["descriptors"].shape[1] == 128 and 100 < len(f0["keypoints"]) <= 500

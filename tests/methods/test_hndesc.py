@@ -270,3 +270,57 @@ def test_every_config_trains_two_steps(config, tmp_path):
     if config.stem.startswith("hndesc"):
         with open(tmp_path / "run" / "metrics.csv", newline="") as f:
             assert float(next(csv.DictReader(f))["num_queries"]) > 0  # the step really trained
+
+
+LITE = {**SMALL, "hcrops": {"crop_size": 64, "num_keypoints": 32}, "backbone": {"name": "lite", "dim": 32}, "detector": {"num_peaks": 32}}
+
+
+def test_lite_backbone_trains_descriptors_and_keypoints():
+    torch.manual_seed(0)
+    m = HNDesc(LITE)
+    assert m.stride == 4 and m.heads
+    out = m(_batch())
+    assert torch.isfinite(out["loss"]) and out["num_queries"] > 0 and out["kp_points"] > 0
+    for key in ("cosim", "peaky", "reproj", "dispersity"):
+        assert torch.isfinite(out[key]), key
+    out["loss"].backward()
+    heads = {"kp_head", "pixel_branch", "rel_head", "desc_head", "block1"}
+    grads = {name.split(".")[0] for name, p in m.net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert heads <= grads
+
+
+def test_lite_export_carries_the_training_refinement_window():
+    m = HNDesc({**LITE, "detector": {"refine_radius": 3, "temperature": 0.2}})
+    conf = dict(m.export()["conf"]["backbone"])
+    assert conf.pop("name") == "lite" and conf["refine_radius"] == 3 and conf["refine_temperature"] == 0.2 and conf["dim"] == 32
+    from selfdesc.models.litenet import LiteNet
+
+    LiteNet(conf).load_state_dict(m.export()["state_dict"])
+    with pytest.raises(ConfigError, match="heads: true"):
+        HNDesc({"backbone": {"name": "lite", "heads": False}})
+
+
+def test_lite_own_keypoints_are_heatmap_peaks():
+    torch.manual_seed(0)
+    m = HNDesc({**LITE, "keypoints": {"source": "own", "own_after_steps": 0, "num_source_points": 64, "own_nms_radius": 2}})
+    batch = _batch(2)
+    kp, mask = m._source_keypoints(batch)
+    with torch.no_grad():
+        heat = m.net.eval()({"image": batch["image"]})["heatmap"]
+    want, want_mask = repeatability_peaks(heat, 64, radius=2, border=4)
+    assert torch.equal(kp, want) and torch.equal(mask, want_mask) and mask.all()
+
+
+def test_a_batch_without_valid_pairs_gives_a_finite_loss(monkeypatch):
+    import selfdesc.methods.hndesc as module
+
+    real = module.make_pairs
+
+    def no_valid_pair(*args, **kwargs):
+        pairs = real(*args, **kwargs)
+        return {**pairs, "pair_valid": torch.zeros_like(pairs["pair_valid"]), "valid": torch.zeros_like(pairs["valid"])}
+
+    monkeypatch.setattr(module, "make_pairs", no_valid_pair)
+    for conf in (LITE, {**SMALL, "backbone": TINY_NET}):
+        out = HNDesc(conf)(_batch(2))
+        assert torch.isfinite(out["loss"]) and out["num_queries"] == 0 and "cosim" not in out

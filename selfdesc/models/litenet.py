@@ -1,0 +1,144 @@
+"""LiteNet: a light single-pass network for keypoints and descriptors (the ``lite`` HNDesc backbone).
+
+Design (see ``docs/lite.md`` for where each idea comes from):
+
+* The input is converted to grayscale and normalised per image (zero mean, unit variance), then
+  zero-padded at the bottom / right to a multiple of 16 (outputs are cropped back).
+* Encoder: strided 3x3 conv + BatchNorm + ReLU blocks down to 1/2, 1/4, 1/8 and 1/16 with
+  ``channels`` features (thin at high resolution, wide at low resolution).
+* Fusion at 1/8: the 1/8 features plus the up-sampled 1/16 features and the pooled 1/4 features,
+  mixed by a 3x3 conv. Descriptors: at ``desc_stride`` 8 a 1x1 conv of the fused features; at 4
+  the fused features are up-sampled and added to projected 1/4 features first. ``dim`` channels,
+  L2-normalised.
+* Keypoint head: 65 logits per 8x8 cell (64 positions + a dustbin) from the pixel-unshuffled
+  normalised image (fine detail) and the fused 1/8 features (context); softmax over the 65,
+  dustbin dropped, pixel-shuffled to a full-resolution ``heatmap`` in [0, 1] (SuperPoint's layout).
+* Reliability head: ``sigmoid`` of a 1x1 conv of the fused 1/8 features.
+
+``refine_radius`` / ``refine_temperature`` are not used by the network itself: they are the
+sub-pixel soft-argmax window the model was trained with, stored with the weights so that
+extraction refines keypoints exactly as training did.
+
+Input ``{"image": (B, C, H, W)}`` in [0, 1], C = 1 or 3, any H, W. Output:
+``descriptors`` ``(B, dim, ceil(H/s), ceil(W/s))`` (cell ``(i, j)`` centred on image pixel
+``s*j + (s-1)/2``, see :func:`selfdesc.models.sampling.sample_descriptors`), ``heatmap``
+``(B, 1, H, W)`` (pixel ``(x, y)`` is image pixel centre ``(x, y)``), ``reliability``
+``(B, 1, ceil(H/8), ceil(W/8))``.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from selfdesc.errors import ConfigError
+
+#: the encoder's total stride (inputs are padded to a multiple of it)
+PAD_MULTIPLE = 16
+#: cell size of the keypoint head
+CELL = 8
+
+
+def conv_bn(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    """``kernel`` x ``kernel`` conv (no bias) + BatchNorm + ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` in [0, 1] -> grayscale ``(B, 1, H, W)`` with zero mean and unit variance per image."""
+    if image.shape[1] == 3:
+        image = (image * image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif image.shape[1] != 1:
+        raise ValueError(f"LiteNet: expected 1 or 3 channels, got {image.shape[1]}")
+    return F.instance_norm(image, eps=1e-5)
+
+
+class LiteNet(nn.Module):
+    """Light encoder, fused descriptor map, cell-softmax keypoint heatmap, reliability (module docstring)."""
+
+    default_conf: ClassVar[dict[str, Any]] = {
+        "dim": 128,
+        "channels": (8, 24, 64, 128),
+        "fuse_dim": 64,
+        "desc_stride": 4,
+        "refine_radius": 2,
+        "refine_temperature": 0.1,
+    }
+
+    def __init__(self, conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        merged = dict(self.default_conf)
+        for key, value in {**(conf or {}), **kwargs}.items():
+            if key not in merged:
+                raise ConfigError(f"LiteNet: unknown option '{key}' (known: {', '.join(sorted(merged))})")
+            merged[key] = value
+        merged["channels"] = tuple(int(c) for c in merged["channels"])
+        self.conf = merged
+        if len(merged["channels"]) != 4:
+            raise ConfigError(f"LiteNet: channels must list 4 widths (1/2, 1/4, 1/8, 1/16), got {merged['channels']}")
+        c1, c2, c3, c4 = merged["channels"]
+        if merged["desc_stride"] not in (4, 8):
+            raise ConfigError(f"LiteNet: desc_stride must be 4 or 8, got {merged['desc_stride']}")
+        fd, dim = int(merged["fuse_dim"]), int(merged["dim"])
+        self.stride = int(merged["desc_stride"])
+        self.block1 = nn.Sequential(conv_bn(1, c1, 2), conv_bn(c1, c1))
+        self.block2 = nn.Sequential(conv_bn(c1, c2, 2), conv_bn(c2, c2))
+        self.block3 = nn.Sequential(conv_bn(c2, c3, 2), conv_bn(c3, c3), conv_bn(c3, c3))
+        self.block4 = nn.Sequential(conv_bn(c3, c4, 2), conv_bn(c4, c4), conv_bn(c4, c4))
+        self.lat2 = conv_bn(c2, fd, kernel=1)
+        self.lat3 = conv_bn(c3, fd, kernel=1)
+        self.lat4 = conv_bn(c4, fd, kernel=1)
+        self.fuse = conv_bn(fd, fd)
+        self.fine = conv_bn(c2, fd, kernel=1) if self.stride == 4 else None
+        self.desc_head = nn.Conv2d(fd, dim, 1)
+        self.pixel_branch = nn.Sequential(conv_bn(CELL * CELL, 64, kernel=1), conv_bn(64, 64, kernel=1), conv_bn(64, 64, kernel=1))
+        self.kp_head = nn.Sequential(conv_bn(64 + fd, 64, kernel=1), nn.Conv2d(64, CELL * CELL + 1, 1))
+        self.rel_head = nn.Conv2d(fd, 1, 1)
+
+    @torch.no_grad()
+    def fuse_batchnorm(self) -> LiteNet:
+        """Fold every BatchNorm into its conv (inference only: puts the module in eval mode); returns self."""
+        self.eval()
+        for module in self.modules():
+            if isinstance(module, nn.Sequential) and len(module) == 3 and isinstance(module[1], nn.BatchNorm2d):
+                module[0] = fuse_conv_bn_eval(module[0], module[1])
+                module[1] = nn.Identity()
+        return self
+
+    def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = normalize_image(data["image"])
+        H, W = x.shape[-2:]
+        pad_h, pad_w = -H % PAD_MULTIPLE, -W % PAD_MULTIPLE
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        f2 = self.block2(self.block1(x))
+        f3 = self.block3(f2)
+        f4 = self.block4(f3)
+        size8 = f3.shape[-2:]
+        fused = self.fuse(
+            self.lat3(f3)
+            + F.interpolate(self.lat4(f4), size=size8, mode="bilinear", align_corners=False)
+            + F.avg_pool2d(self.lat2(f2), 2)
+        )
+        if self.fine is not None:
+            feats = self.fine(f2) + F.interpolate(fused, size=f2.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            feats = fused
+        logits = self.kp_head(torch.cat([self.pixel_branch(F.pixel_unshuffle(x, CELL)), fused], dim=1))
+        heatmap = F.pixel_shuffle(torch.softmax(logits, dim=1)[:, :-1], CELL)
+        s = self.stride
+        return {
+            "descriptors": F.normalize(self.desc_head(feats), dim=1)[..., : -(-H // s), : -(-W // s)],
+            "heatmap": heatmap[..., :H, :W],
+            "reliability": torch.sigmoid(self.rel_head(fused))[..., : -(-H // CELL), : -(-W // CELL)],
+        }
+
+
+__all__ = ["LiteNet", "conv_bn", "normalize_image"]

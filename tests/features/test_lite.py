@@ -1,0 +1,101 @@
+"""HNDesc-lite extraction: output format, routing of model files, sub-pixel keypoints, shift covariance,
+and (once the model ships) matching accuracy of the shipped model."""
+import numpy as np
+import pytest
+import torch
+
+import selfdesc
+from selfdesc.errors import WeightsError
+from selfdesc.eval.mma import match_errors
+from selfdesc.features import load_extractor
+from selfdesc.features.lite import DEFAULT_MODEL, HNDescLite
+from selfdesc.matching import match_mnn
+from selfdesc.methods.hndesc import HNDesc
+from selfdesc.weights import package_model, save_model_file
+from tests.features.conftest import astronaut_pair
+
+
+@pytest.fixture(scope="module")
+def lite_file(tmp_path_factory):
+    """A model file of a randomly initialised 32-D lite network (BatchNorm statistics from a few batches)."""
+    torch.manual_seed(0)
+    method = HNDesc({"backbone": {"name": "lite", "dim": 32}})
+    method.net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            method.net({"image": torch.rand(2, 3, 64, 64)})
+    path = tmp_path_factory.mktemp("lite") / "lite.pt"
+    exported = method.export()
+    save_model_file(path, method="hndesc", conf=exported["conf"], state_dict=exported["state_dict"], meta={"step": 0})
+    return path
+
+
+def test_model_files_route_to_the_lite_extractor_and_extract_a_warped_pair(lite_file):
+    image0, image1, _ = astronaut_pair()
+    for ext in (load_extractor(str(lite_file), max_keypoints=300), selfdesc.load(lite_file, max_keypoints=300)):
+        assert isinstance(ext, HNDescLite)
+        for image in (image0, image1):
+            f = ext.extract(image)
+            kp, desc, scores = f["keypoints"], f["descriptors"], f["scores"]
+            n = len(kp)
+            assert 50 < n <= 300 and kp.shape == (n, 2) and desc.shape == (n, 32) and scores.shape == (n,)
+            assert f["image_size"].tolist() == [320, 240]
+            assert torch.allclose(desc.norm(dim=1), torch.ones(n), atol=1e-4)
+            assert (kp >= 4 - 2.01).all() and (kp[:, 0] <= 320 - 5 + 2.01).all() and (kp[:, 1] <= 240 - 5 + 2.01).all()  # border 4, window 2
+            assert (kp - kp.round()).abs().max() > 0.01  # sub-pixel
+            assert (scores[:-1] >= scores[1:]).all() and (scores >= 0.005).all()
+
+
+def test_refine_none_gives_the_integer_peaks_and_refinement_stays_in_the_window(lite_file):
+    image0, _, _ = astronaut_pair()
+    raw = load_extractor(str(lite_file), max_keypoints=200, refine="none").extract(image0)
+    soft = load_extractor(str(lite_file), max_keypoints=200).extract(image0)
+    assert torch.equal(raw["keypoints"], raw["keypoints"].round())
+    assert torch.equal(raw["scores"], soft["scores"])
+    assert (soft["keypoints"] - raw["keypoints"]).abs().max() <= 2.0  # offsets within the 5x5 window
+
+
+def test_keypoints_of_a_shifted_image_shift_by_the_same_amount(lite_file, texture):
+    # shifts by multiples of the encoder stride (16) are exact for the network; a circular shift keeps
+    # the per-image normalisation. Compared: the 100 strongest points away from the wrapped border
+    # (the random network's weakest peaks differ from their neighbours by float32 round-off only)
+    ext = load_extractor(str(lite_file), max_keypoints=None, detection_threshold=0.0)
+    image = torch.from_numpy(texture).permute(2, 0, 1)
+    H, W = texture.shape[:2]
+    f0 = ext.extract(image)
+    for dx, dy in [(32, 16), (16, 0), (48, 32)]:
+        f1 = ext.extract(torch.roll(image, shifts=(dy, dx), dims=(1, 2)))
+        kp0 = f0["keypoints"] + torch.tensor([dx, dy])
+        inner = (kp0[:, 0] > dx + 40) & (kp0[:, 0] < W - 40) & (kp0[:, 1] > dy + 40) & (kp0[:, 1] < H - 40)
+        kp0 = kp0[inner][:100]
+        assert len(kp0) == 100 and (kp0 - kp0.round()).abs().max() > 0.05
+        near = torch.cdist(kp0.double(), f1["keypoints"].double()).min(1).values
+        assert near.max() < 0.1, (dx, dy)
+
+
+def test_wrong_model_files_are_clear_errors(lite_file, tmp_path, monkeypatch):
+    with pytest.raises(WeightsError, match="r2d2 backbone"):
+        load_extractor("hndesc", checkpoint=str(lite_file))
+    r2d2 = HNDesc({"backbone": {"mchan": 1, "dim": 32}}).export()
+    path = tmp_path / "r2d2.pt"
+    save_model_file(path, method="hndesc", conf=r2d2["conf"], state_dict=r2d2["state_dict"], meta={})
+    with pytest.raises(WeightsError, match="lite backbone"):
+        load_extractor("hndesc-lite", checkpoint=str(path))
+    import selfdesc.features.lite as lite_module
+
+    monkeypatch.setattr(lite_module, "package_model", lambda name: tmp_path / name)
+    with pytest.raises(WeightsError, match="not installed"):
+        load_extractor("hndesc-lite")
+
+
+def test_shipped_model_matches_a_warped_pair():
+    if not package_model(DEFAULT_MODEL).is_file():
+        pytest.skip(f"the HNDesc-lite model selfdesc/weights/{DEFAULT_MODEL} is not installed")
+    image0, image1, H = astronaut_pair()
+    ext = load_extractor("hndesc-lite", max_keypoints=1000)
+    f0, f1 = ext.extract(image0), ext.extract(image1)
+    matches, _ = match_mnn(f0["descriptors"], f1["descriptors"])
+    errors = match_errors(f0["keypoints"].numpy(), f1["keypoints"].numpy(), np.asarray(matches), H)
+    errors = np.where(np.isfinite(errors), errors, np.inf)
+    assert len(matches) > 100
+    assert (errors <= 3.0).mean() >= 0.90 and (errors <= 1.0).mean() >= 0.60

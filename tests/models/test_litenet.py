@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from selfdesc.errors import ConfigError
+from selfdesc.models.litenet import LiteNet, normalize_image
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+@pytest.mark.parametrize("size", [(64, 64), (37, 50), (120, 97)])
+def test_shapes_on_any_size(stride, size):
+    torch.manual_seed(0)
+    H, W = size
+    net = LiteNet({"dim": 32, "desc_stride": stride}).eval()
+    with torch.no_grad():
+        out = net({"image": torch.rand(2, 3, H, W)})
+    assert out["descriptors"].shape == (2, 32, -(-H // stride), -(-W // stride))
+    assert out["heatmap"].shape == (2, 1, H, W)
+    assert out["reliability"].shape == (2, 1, -(-H // 8), -(-W // 8))
+    assert torch.allclose(out["descriptors"].norm(dim=1), torch.ones(()), atol=1e-5)
+    heat = out["heatmap"]
+    assert heat.min() >= 0 and heat.max() <= 1
+    # cell softmax: the 64 positions of an 8x8 cell plus the dustbin sum to 1, so a cell sums to < 1
+    cells = torch.nn.functional.pixel_unshuffle(net({"image": torch.rand(1, 1, 64, 64)})["heatmap"], 8).sum(1)
+    assert (cells < 1).all() and (cells > 0).all()
+
+
+def test_gray_and_rgb_inputs_agree_and_normalisation_is_per_image():
+    torch.manual_seed(0)
+    net = LiteNet({"dim": 16}).eval()
+    gray = torch.rand(1, 1, 48, 48)
+    with torch.no_grad():
+        a = net({"image": gray.expand(-1, 3, -1, -1)})
+        b = net({"image": 0.5 * gray + 0.2})  # contrast / brightness change: same normalised input
+    assert torch.allclose(a["heatmap"], b["heatmap"], atol=1e-4)
+    n = normalize_image(torch.rand(2, 3, 20, 30) * torch.tensor([1.0, 0.5]).view(2, 1, 1, 1))
+    assert torch.allclose(n.mean((1, 2, 3)), torch.zeros(2), atol=1e-5) and torch.allclose(n.std((1, 2, 3), unbiased=False), torch.ones(2), atol=1e-3)
+
+
+def test_parameter_budget_and_gradients():
+    net = LiteNet()
+    assert 0.3e6 < sum(p.numel() for p in net.parameters()) < 1.5e6
+    out = net({"image": torch.rand(2, 3, 64, 64)})
+    (out["descriptors"].sum() + out["heatmap"].sum() + out["reliability"].sum()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="unknown option"):
+        LiteNet({"width": 3})
+    with pytest.raises(ConfigError, match="desc_stride"):
+        LiteNet({"desc_stride": 2})
+    with pytest.raises(ConfigError, match="4 widths"):
+        LiteNet({"channels": [8, 16]})
+
+
+def test_fused_batchnorm_gives_the_same_outputs():
+    torch.manual_seed(0)
+    net = LiteNet({"dim": 16})
+    net.train()
+    for _ in range(3):  # non-trivial running statistics
+        net({"image": torch.rand(2, 3, 64, 64)})
+    net.eval()
+    x = torch.rand(1, 3, 50, 70)
+    with torch.no_grad():
+        want = net({"image": x})
+        got = net.fuse_batchnorm()({"image": x})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for key in want:
+        assert torch.allclose(want[key], got[key], atol=1e-5), key
