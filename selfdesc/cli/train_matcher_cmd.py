@@ -5,7 +5,8 @@
 
 ``selfdesc train`` with the ``matcher`` method (:mod:`selfdesc.methods.matcher`): the same engine,
 config sections, checkpoints, ``--resume``, mixed precision and ``torchrun`` multi-GPU.
-``--features`` sets ``method.features.name`` (a registered feature or one of our model files);
+With ``val.images`` the run is validated on a held-out synthetic benchmark matched by the
+matcher (MMA@3 selects ``best.pt``). ``--features`` sets ``method.features.name`` (a registered feature or one of our model files);
 the run records the features' descriptor dimension. Export the matcher with
 ``selfdesc export-weights RUN_DIR matcher.pt`` and use it with ``--matcher matcher.pt``.
 """
@@ -41,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
     conf = train_cmd.load_run_config(args.config, overrides)
     if conf["method"]["name"] != "matcher":
         raise ConfigError(f"train-matcher trains method 'matcher', the config asks for '{conf['method']['name']}'")
-    if conf["val"]["images"] is not None:
-        raise ConfigError("val.images: validation during matcher training is not available; leave it unset")
     if conf["method"]["descriptor_dim"] is None:
         dim = probe_descriptor_dim(load_frozen_extractor(conf["method"]["features"], "cpu"))
         overrides.append(f"method.descriptor_dim={dim}")

@@ -58,7 +58,7 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     """Rotate consecutive pairs of channels of ``x`` ``(B, h, N, d)`` by the encoded phases."""
     pairs = x.unflatten(-1, (-1, 2))
     swapped = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
-    return x * cos + swapped * sin
+    return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
 
 
 def _key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:

@@ -6,7 +6,8 @@ the two crops (optionally crop B from a stylized copy), features of both crops f
 extractor (any registered feature or one of our model files; under ``no_grad``, fp32, the
 ``features.max_keypoints`` strongest, padded with masks), ground-truth labels from ``H_AB``
 (:func:`selfdesc.training.assignment.homography_assignment`) and the negative log-likelihood of
-that assignment, averaged over the layers with ``deep_supervision``.
+that assignment, averaged over the layers with ``deep_supervision``. With ``val.images`` the run
+is validated on a held-out synthetic benchmark matched by the matcher (:class:`MatcherValidation`).
 
 The frozen extractor is not a sub-module: the checkpoint holds only the matcher, and the
 extractor is built on first use and moved to the batch's device.
@@ -14,6 +15,7 @@ extractor is built on first use and moved to the batch's device.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,9 +24,11 @@ from torch import nn
 from selfdesc.errors import ConfigError
 from selfdesc.features.base import Extractor
 from selfdesc.matching.attention_matcher import AttentionMatcher
+from selfdesc.matching.learned import LearnedMatcher
 from selfdesc.training.assignment import assignment_nll, homography_assignment
 from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.training.hcrops import HCropsConfig, make_pairs
+from selfdesc.training.validation import SyntheticValidation, ValidationConfig
 
 DEFAULT_CONF: dict[str, Any] = {
     # the frozen features: a registered name or a model file; options go to load_extractor
@@ -89,8 +93,47 @@ def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int) -> dict[
     return out
 
 
+class MatcherValidation(SyntheticValidation):
+    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "num_matches", "score", "mnn_*"}``:
+    the held-out synthetic benchmark of :class:`~selfdesc.training.validation.SyntheticValidation`,
+    matched by the matcher being trained (``mnn_*``: the same features with mutual nearest
+    neighbours, for reference). The frozen features are extracted once, at the first call."""
+
+    def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu") -> None:
+        super().__init__(conf, method_name, run_dir, device)
+        self.features: dict[Path, Any] | None = None
+        self.baseline: dict[str, float] = {}
+
+    def _scores(self, method: "MatcherTraining", matcher: LearnedMatcher | None) -> dict[str, float]:
+        from selfdesc.eval.runner import HomographyBenchmarkConfig, evaluate_features_on_pairs
+
+        config = HomographyBenchmarkConfig(max_keypoints=self.conf.max_keypoints, device=self.device)
+        assert self.features is not None
+        overall = evaluate_features_on_pairs(self.features, self.pairs, config, progress=False, matcher=matcher)[0].summary()["overall"]
+        scores = {f"mma@{t}": float(overall["mma"][t]) for t in ("1", "3", "5")}
+        scores["ha@3"] = float(overall["homography_accuracy"]["3"])
+        scores["num_matches"] = float(overall["num_matches"])
+        return scores
+
+    def __call__(self, method: nn.Module) -> dict[str, float]:
+        from selfdesc.eval.extraction import extract_all
+
+        assert isinstance(method, MatcherTraining)
+        device = next(method.parameters()).device
+        if self.features is None:
+            extractor = load_frozen_extractor({**method.conf["features"], "max_keypoints": self.conf.max_keypoints}, device)
+            images = [p for pair in self.pairs for p in (pair.image0, pair.image1)]
+            self.features = extract_all(extractor, images, progress=False)[0]
+            self.baseline = {f"mnn_{k}": v for k, v in self._scores(method, None).items()}
+        scores = self._scores(method, LearnedMatcher(method.matcher, str(method.conf["features"]["name"]), "training", device))
+        return {**scores, "score": scores[self.conf.score], **self.baseline}
+
+
 class MatcherTraining(nn.Module):
     """The matcher training method (see the module docstring)."""
+
+    #: the validation ``selfdesc train`` runs with ``val.images`` set
+    validation = MatcherValidation
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()

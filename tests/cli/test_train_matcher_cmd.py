@@ -30,10 +30,15 @@ def test_train_resume_export(tmp_path, capsys):
     _images(tmp_path / "imgs")
     run, model = tmp_path / "run", tmp_path / "matcher.pt"
     args = ["train-matcher", "--config", "configs/matcher_default.yaml", "--features", "sift", "--images", str(tmp_path / "imgs"), "--out", str(run)]
-    assert main([*args, "train.steps=2", *TINY]) == 0
-    assert _steps(run) == [1, 2]
+    val = [f"val.images={tmp_path / 'imgs'}", "val.num_images=1", "val.max_side=160", "val.max_keypoints=48", "train.validate_every=2"]
+    assert main([*args, "train.steps=2", *TINY, *val]) == 0
+    assert _steps(run) == [1, 2, 2]  # the step, then its validation
+    with open(run / "metrics.csv", newline="") as f:
+        row = list(csv.DictReader(f))[-1]
+    assert 0 <= float(row["val/mma@3"]) <= 1 and 0 <= float(row["val/mnn_mma@3"]) <= 1 and float(row["val/mnn_num_matches"]) > 0
+    assert (run / "checkpoints" / "best.pt").is_file()
     assert main([*args, "--resume", "train.steps=3", *TINY]) == 0
-    assert _steps(run) == [1, 2, 3]
+    assert _steps(run) == [1, 2, 2, 3]
     assert "descriptor_dim: 128" in (run / "config.yaml").read_text()
     assert main(["export-weights", str(run), str(model)]) == 0
     m = load_matcher(model)
