@@ -92,4 +92,12 @@ def match(
     return match_mnn(_descriptors(f0), _descriptors(f1), ratio=ratio, device=device)
 
 
-__all__ = ["METHOD_FEATURES", "load", "match", "resolve_features"]
+def load_matcher(name_or_path: str | Path, device: str = "cpu") -> Any:
+    """A trained attention matcher (see :func:`selfdesc.matching.learned.load_matcher`):
+    ``matcher.match(f0, f1)`` returns ``(matches (K, 2) int64, scores (K,))`` like :func:`match`."""
+    from selfdesc.matching.learned import load_matcher as _load
+
+    return _load(name_or_path, device=device)
+
+
+__all__ = ["METHOD_FEATURES", "load", "load_matcher", "match", "resolve_features"]

@@ -32,6 +32,35 @@ def parse_features(text: str) -> list[str]:
     return names
 
 
+def add_matcher_option(parser: argparse.ArgumentParser) -> None:
+    """``--matcher``: evaluate features also with a trained matcher (see :func:`parse_matchers`)."""
+    parser.add_argument(
+        "--matcher",
+        default=None,
+        help="also evaluate with a trained matcher (results as FEATURE+matcher): NAME|FILE for every feature, or FEATURE=NAME|FILE,...",
+    )
+
+
+def parse_matchers(text: str | None, features: list[str]) -> dict[str, str]:
+    """``--matcher`` -> ``{feature: matcher}``: ``NAME|FILE`` applies to every feature,
+    ``FEATURE=NAME|FILE,...`` to the features named. Unknown matchers fail here, before any work."""
+    from selfdesc.matching.learned import resolve_matcher
+
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    if "=" not in text:
+        out = {f: text for f in features}
+    for item in text.split(",") if "=" in text else ():
+        feature, _, matcher = (s.strip() for s in item.partition("="))
+        if feature not in features or not matcher:
+            raise ConfigError(f"--matcher: '{item}' is not FEATURE=MATCHER with FEATURE one of --features ({', '.join(features)})")
+        out[feature] = matcher
+    for matcher in set(out.values()):
+        resolve_matcher(matcher)
+    return out
+
+
 def check_device(device: str) -> str:
     """Fail clearly when CUDA is asked for but absent."""
     if device == "cuda":

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_feature_options, check_device, parse_features
+from selfdesc.cli.common import add_feature_options, add_matcher_option, check_device, parse_features, parse_matchers
 from selfdesc.errors import ConfigError, DatasetError
 
 
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     h = esub.add_parser("homography", help="MMA (D2-Net protocol) and homography accuracy on homography pairs")
     _dataset_options(h)
     add_feature_options(h)
+    add_matcher_option(h)
     h.add_argument("--resize-max", type=int, default=None, help="resize images so the longest side is at most N (default: full resolution)")
     h.add_argument("--corners", choices=["reference", "target"], default="reference", help="image whose corners measure homography error")
     h.add_argument("--no-plot", action="store_true", help="skip the MMA plot")
@@ -94,6 +95,7 @@ def run_homography(args: argparse.Namespace) -> int:
     from selfdesc.io.atomic import write_text_atomic
 
     features = parse_features(args.features)
+    matchers = parse_matchers(args.matcher, features)
     device = check_device(args.device)
     dataset = _load_dataset(args)
     out = Path(args.out)
@@ -103,6 +105,7 @@ def run_homography(args: argparse.Namespace) -> int:
         device=device,
         corners=args.corners,
         weights_dir=args.weights_dir,
+        matchers=matchers,
     )
     print(f"evaluating {', '.join(features)} on {dataset.label}")
     run = run_homography_benchmark(features, dataset.pairs, config, progress=not args.quiet)
@@ -174,6 +177,7 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, help="strecha: folder of scenes (each with images/ and cameras/); pairs: a SuperGlue pair list or its folder")
     p.add_argument("--format", required=True, choices=["strecha", "pairs"], help="dataset layout")
     add_feature_options(p)
+    add_matcher_option(p)
     p.add_argument("--out", required=True, help="output folder (results.json, run.json, pairs.json)")
     p.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N (default: full resolution)")
     p.add_argument("--ransac-threshold", type=float, default=1.0, help="essential-matrix RANSAC threshold in pixels")
@@ -203,6 +207,7 @@ def run_pose(args: argparse.Namespace) -> int:
     from selfdesc.eval.report import write_results_json
 
     features = parse_features(args.features)
+    matchers = parse_matchers(args.matcher, features)
     device = check_device(args.device)
     if args.format == "strecha":
         min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
@@ -222,6 +227,7 @@ def run_pose(args: argparse.Namespace) -> int:
         device=device,
         ransac_threshold=args.ransac_threshold,
         weights_dir=args.weights_dir,
+        matchers=matchers,
     )
     out = Path(args.out)
     print(f"relative pose: {', '.join(features)} on {len(pairs)} pairs of {args.root}")

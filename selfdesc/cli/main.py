@@ -17,6 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 #: command modules of ``selfdesc.cli``, in help order; each defines ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
     "train_cmd",
+    "train_matcher_cmd",
     "export_cmd",
     "eval_cmd",
     "data_cmd",

@@ -1,10 +1,12 @@
 """``selfdesc match``: match the pairs of a pair file into an hloc-compatible matches.h5.
 
     selfdesc match --features features.h5 --pairs pairs.txt --out matches.h5
-        [--ratio R] [--verify none|fundamental|homography] [--verify-threshold PX]
+        [--ratio R | --matcher NAME|FILE] [--verify none|fundamental|homography] [--verify-threshold PX]
         [--device cpu|cuda] [--batch-size B] [--viz DIR --viz-pairs N [--images DIR]]
 
-Mutual nearest neighbours (with ``--ratio``: Lowe's ratio test both ways). ``--verify`` adds
+Mutual nearest neighbours (with ``--ratio``: Lowe's ratio test both ways), or with ``--matcher``
+a trained attention matcher (``default``: the shipped one for the default features; or a file
+from ``selfdesc train-matcher`` / ``export-weights``). ``--verify`` adds
 ``inliers0`` (RANSAC inliers) to every pair. Resumable and atomic like ``selfdesc extract``.
 ``--viz`` draws the first N pairs (inliers green, outliers red).
 """
@@ -19,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", required=True, help="pair file (`selfdesc pairs`)")
     p.add_argument("--out", required=True, help="output matches.h5 (created or completed)")
     p.add_argument("--ratio", type=float, default=None, help="Lowe ratio test on descriptor distances, e.g. 0.9 (default: plain mutual NN)")
+    p.add_argument("--matcher", default=None, help="trained matcher: shipped name (default) or file (default: mutual nearest neighbours)")
     p.add_argument("--verify", default="none", choices=["none", "fundamental", "homography"], help="geometric verification (default none)")
     p.add_argument("--verify-threshold", type=float, default=2.0, help="RANSAC inlier threshold in pixels (default 2)")
     p.add_argument("--verify-backend", default="opencv", choices=["opencv", "poselib"])
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     config = MatchConfig(
         ratio=args.ratio,
+        matcher=args.matcher,
         verify=args.verify,
         verify_threshold=args.verify_threshold,
         verify_backend=args.verify_backend,

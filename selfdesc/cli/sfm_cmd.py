@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=10, help="neighbours per image with --pairs sequential")
     p.add_argument("--verify", choices=["fundamental", "homography", "colmap"], default="fundamental", help="geometric verification: RANSAC model before import, or COLMAP's own")
     p.add_argument("--camera-mode", choices=["per-image", "single"], default="per-image", help="one camera per image, or one shared camera (same-size images)")
+    p.add_argument("--matcher", default=None, help="trained matcher: shipped name (default) or file (default: mutual nearest neighbours)")
     p.add_argument("--min-num-matches", type=int, default=15, help="fewest verified matches for a pair to be used by the mapper")
     p.add_argument("--hloc", default=None, metavar="DIR", help="also export features, pairs, matches and the model in the hloc layout to DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -42,6 +43,10 @@ def run_sfm(args: argparse.Namespace) -> int:
         value = getattr(args, opt)
         if value is not None and value < 1:
             raise ConfigError(f"--{opt.replace('_', '-')} must be at least 1, got {value}")
+    if args.matcher is not None:  # fail before extraction
+        from selfdesc.matching.learned import resolve_matcher
+
+        resolve_matcher(args.matcher)
     config = SfMConfig(
         max_keypoints=args.max_keypoints,
         resize_max=args.resize,
@@ -52,6 +57,7 @@ def run_sfm(args: argparse.Namespace) -> int:
         camera_mode=args.camera_mode,
         verify=args.verify,
         min_num_matches=args.min_num_matches,
+        matcher=args.matcher,
         progress=not args.quiet,
         verbose=args.verbose,
     )

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if conf["val"]["images"] is not None:
         from selfdesc.training.validation import SyntheticValidation, ValidationConfig
 
-        validate = SyntheticValidation(ValidationConfig(**conf["val"]), name, args.out, device=device)
+        validation = getattr(method, "validation", SyntheticValidation)  # a method may bring its own
+        validate = validation(ValidationConfig(**conf["val"]), name, args.out, device=device)
     trainer = Trainer(method, dataset, TrainConfig(**conf["train"]), args.out, device=device, validate=validate, full_config=conf)
     last = trainer.fit(resume=args.resume)
     if dataset.skipped:

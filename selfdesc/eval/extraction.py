@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from selfdesc.features.base import Extractor
 from selfdesc.io.image import load_image
+from selfdesc.matching import match_mnn
+from selfdesc.matching.learned import LearnedMatcher, load_matcher
 
 
 @dataclass
@@ -31,6 +33,28 @@ class ImageFeatures:
     scores: np.ndarray
     descriptors: np.ndarray
     image_size: tuple[int, int]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """``keypoints``, ``descriptors`` and ``image_size`` ``(W, H)``, as ``extract()`` gives them."""
+        return {"keypoints": self.keypoints, "descriptors": self.descriptors, "image_size": np.asarray(self.image_size)}
+
+
+def match_features(f0: ImageFeatures, f1: ImageFeatures, device: str, matcher: LearnedMatcher | None = None) -> np.ndarray:
+    """``(K, 2)`` int64 matches of two images: mutual nearest neighbours, or ``matcher``'s."""
+    if matcher is None:
+        return match_mnn(f0.descriptors, f1.descriptors, device=device)[0]
+    return matcher.match(f0.as_dict(), f1.as_dict())[0]
+
+
+def matcher_variants(feature: str, matchers: Mapping[str, str], device: str) -> list[tuple[str, LearnedMatcher | None]]:
+    """What a benchmark evaluates for ``feature``: ``(feature, None)`` (mutual nearest neighbours)
+    and, when ``matchers`` names one for it, ``(feature + "+matcher", the loaded matcher)``."""
+    variants: list[tuple[str, LearnedMatcher | None]] = [(feature, None)]
+    if feature in matchers:
+        matcher = load_matcher(matchers[feature], device=device)
+        matcher.check_features(feature)
+        variants.append((f"{feature}+matcher", matcher))
+    return variants
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Relative-pose benchmark (SuperGlue protocol): extract -> MNN match -> essential matrix -> AUC.
+"""Relative-pose benchmark (SuperGlue protocol): extract -> MNN match (or a trained matcher) -> essential matrix -> AUC.
 
 Per pair, the essential matrix is estimated from the matches with the **ground-truth**
 intrinsics (``cv2.findEssentialMat`` on normalised coordinates, RANSAC, threshold
@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from selfdesc.datasets.scannet_pairs import PosePair
 from selfdesc.eval.aggregate import threshold_key
-from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all
+from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all, match_features, matcher_variants
 from selfdesc.features import load_extractor
-from selfdesc.matching import match_mnn
+from selfdesc.matching.learned import LearnedMatcher
 
 AUC_THRESHOLDS = (5.0, 10.0, 20.0)
 
@@ -42,11 +42,13 @@ class PoseBenchmarkConfig:
     ransac_confidence: float = 0.99999
     weights_dir: str | Path | None = None
     extractor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: feature -> trained matcher (name or file); the feature is then also evaluated as ``FEATURE+matcher``
+    matchers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["weights_dir"] = None if self.weights_dir is None else str(self.weights_dir)
-        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold)"
+        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold); FEATURE+matcher: the trained matcher of 'matchers'"
         d["estimator"] = "OpenCV findEssentialMat (RANSAC, GT K) + recoverPose"
         return d
 
@@ -136,14 +138,16 @@ def pose_auc(errors: Sequence[float], thresholds: Sequence[float] = AUC_THRESHOL
     return out
 
 
-def evaluate_pose_pair(f0: ImageFeatures, f1: ImageFeatures, pair: PosePair, config: PoseBenchmarkConfig) -> dict[str, Any]:
-    """Match two images' features, estimate their pose and compare with the GT.
+def evaluate_pose_pair(
+    f0: ImageFeatures, f1: ImageFeatures, pair: PosePair, config: PoseBenchmarkConfig, matcher: LearnedMatcher | None = None
+) -> dict[str, Any]:
+    """Match two images' features (MNN, or ``matcher``), estimate their pose and compare with the GT.
 
     Returns:
         ``{"name", "scene", "num_matches", "num_inliers", "error_R", "error_t", "error"}`` (errors
         in degrees, ``inf`` on failure).
     """
-    matches, _ = match_mnn(f0.descriptors, f1.descriptors, device=config.device)
+    matches = match_features(f0, f1, config.device, matcher)
     k0, k1 = f0.keypoints[matches[:, 0]], f1.keypoints[matches[:, 1]]
     est = estimate_relative_pose(k0, k1, pair.K0, pair.K1, config.ransac_threshold, config.ransac_confidence)
     record: dict[str, Any] = {"name": pair.name, "scene": pair.scene, "num_matches": int(len(matches))}
@@ -195,11 +199,12 @@ def run_pose_benchmark(
             max_keypoints=config.max_keypoints,
             **config.extractor_options.get(name, {}),
         )
-        feats, timings[name] = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=f"extract {name}")
-        records = [
-            evaluate_pose_pair(feats[pair.image0], feats[pair.image1], pair, config)
-            for pair in tqdm(pairs, desc=f"pose {name}", disable=not progress, leave=False, unit="pair")
-        ]
-        results[name] = summarize_pose(records)
-        per_pair[name] = records
+        feats, timing = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=f"extract {name}")
+        del extractor
+        for label, matcher in matcher_variants(name, config.matchers, config.device):
+            records = [
+                evaluate_pose_pair(feats[pair.image0], feats[pair.image1], pair, config, matcher)
+                for pair in tqdm(pairs, desc=f"pose {label}", disable=not progress, leave=False, unit="pair")
+            ]
+            results[label], per_pair[label], timings[label] = summarize_pose(records), records, timing
     return results, timings, per_pair

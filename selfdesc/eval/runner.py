@@ -1,4 +1,4 @@
-"""Homography benchmarks end to end: extract -> MNN match -> MMA + homography accuracy.
+"""Homography benchmarks end to end: extract -> MNN match (or a trained matcher) -> MMA + homography accuracy.
 
 One call evaluates several features on the same pairs so that numbers sit side by side.
 """
@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from selfdesc.datasets.base import HomographyPair
 from selfdesc.errors import DatasetError
-from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all
+from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all, match_features, matcher_variants
 from selfdesc.eval.homography import estimate_homography, homography_error
 from selfdesc.eval.mma import EvalAccumulator, match_errors, pair_mma
 from selfdesc.features import load_extractor
-from selfdesc.matching import match_mnn
+from selfdesc.matching.learned import LearnedMatcher
 
 
 @dataclass
@@ -33,11 +33,13 @@ class HomographyBenchmarkConfig:
     corners: str = "reference"
     weights_dir: str | Path | None = None
     extractor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: feature -> trained matcher (name or file); the feature is then also evaluated as ``FEATURE+matcher``
+    matchers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["weights_dir"] = None if self.weights_dir is None else str(self.weights_dir)
-        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold)"
+        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold); FEATURE+matcher: the trained matcher of 'matchers'"
         d["keypoint_convention"] = "pixel centres, original resolution"
         return d
 
@@ -64,8 +66,9 @@ def evaluate_features_on_pairs(
     pairs: Sequence[HomographyPair],
     config: HomographyBenchmarkConfig,
     progress: bool = True,
+    matcher: LearnedMatcher | None = None,
 ) -> tuple[EvalAccumulator, list[dict[str, Any]]]:
-    """Match every pair (MNN) and record reprojection and homography errors.
+    """Match every pair (MNN, or ``matcher``) and record reprojection and homography errors.
 
     Returns:
         the accumulator and one dict per pair (name, split, #matches, MMA@1/3/5, corner error).
@@ -74,7 +77,7 @@ def evaluate_features_on_pairs(
     details: list[dict[str, Any]] = []
     for pair in tqdm(pairs, desc="match", disable=not progress, leave=False, unit="pair"):
         f0, f1 = features[pair.image0], features[pair.image1]
-        matches, _ = match_mnn(f0.descriptors, f1.descriptors, device=config.device)
+        matches = match_features(f0, f1, config.device, matcher)
         errors = match_errors(f0.keypoints, f1.keypoints, matches, pair.H)
         H_est = estimate_homography(
             f0.keypoints,
@@ -127,9 +130,10 @@ def run_homography_benchmark(
             **config.extractor_options.get(name, {}),
         )
         feats, timing = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=name)
-        acc, per_pair[name] = evaluate_features_on_pairs(feats, pairs, config, progress=progress)
-        results[name] = acc.summary()
-        timings[name] = timing
-        accumulators[name] = acc
         del extractor
+        for label, matcher in matcher_variants(name, config.matchers, config.device):
+            acc, per_pair[label] = evaluate_features_on_pairs(feats, pairs, config, progress=progress, matcher=matcher)
+            results[label] = acc.summary()
+            timings[label] = timing
+            accumulators[label] = acc
     return BenchmarkRun(results, timings, accumulators, per_pair)

@@ -19,6 +19,7 @@ METHODS: dict[str, str] = {
     "hndesc": "selfdesc.methods.hndesc:HNDesc",
     "tpr": "selfdesc.methods.tpr:TPR",
     "residual": "selfdesc.methods.residual:Residual",
+    "matcher": "selfdesc.methods.matcher:MatcherTraining",
 }
 
 

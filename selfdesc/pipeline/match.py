@@ -1,8 +1,9 @@
 """Match the image pairs of a pair list from a features.h5 into an hloc-compatible matches.h5.
 
 Mutual nearest neighbours on descriptor similarity (optionally Lowe's ratio test, both ways)
-with :func:`selfdesc.matching.match_mnn_batched`; on CUDA several pairs are matched per call
-(padded). With ``verify``, RANSAC (:mod:`selfdesc.pipeline.verify`) marks the inliers
+with :func:`selfdesc.matching.match_mnn_batched`, or a trained attention matcher
+(``MatchConfig.matcher``, :mod:`selfdesc.matching.learned`; scores are match probabilities); on
+CUDA several pairs are matched per call (padded). With ``verify``, RANSAC (:mod:`selfdesc.pipeline.verify`) marks the inliers
 (``inliers0``). Resumable and crash-safe like extraction (:class:`~selfdesc.pipeline.h5io.PartedWriter`):
 pairs already in the output (in either order) are skipped.
 """
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from selfdesc.errors import ConfigError, DatasetError
 from selfdesc.matching import match_mnn_batched
+from selfdesc.matching.learned import LearnedMatcher, load_matcher
 from selfdesc.pipeline.h5io import MATCHES_CONVENTIONS, MATCHES_FORMAT, FeatureFile, PartedWriter, names_to_pair
 from selfdesc.pipeline.pairs import Pair, unique_pairs
 from selfdesc.pipeline.verify import verify_matches
@@ -32,6 +34,7 @@ VERIFY_MODES = ("none", "homography", "fundamental", "essential")
 class MatchConfig:
     """Options of :func:`match_pairs`.
 
+    ``matcher``: a trained matcher (shipped name or file) instead of mutual nearest neighbours.
     ``batch_size``: pairs per matching call (padded; useful on CUDA). ``verify``: RANSAC model
     (``essential`` needs ``intrinsics``); ``verify_threshold`` in pixels. ``cache_size``:
     images whose features are kept in memory (pairs lists revisit images).
@@ -39,6 +42,7 @@ class MatchConfig:
 
     ratio: float | None = None
     min_similarity: float | None = None
+    matcher: str | None = None
     verify: str = "none"
     verify_threshold: float = 2.0
     verify_backend: str = "opencv"
@@ -80,18 +84,18 @@ def check_pairs(pairs: Sequence[Pair], available: set[str], features: Path, sour
 
 
 class _FeatureCache:
-    """LRU cache of ``name -> (keypoints (N, 2) numpy, descriptors (N, D) float32 tensor)``."""
+    """LRU cache of ``name -> (keypoints (N, 2) numpy, descriptors (N, D) float32 tensor, image_size (2,) numpy)``."""
 
     def __init__(self, features: FeatureFile, size: int) -> None:
         self.features, self.size = features, max(2, size)
-        self.items: OrderedDict[str, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
+        self.items: OrderedDict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]] = OrderedDict()
 
-    def __getitem__(self, name: str) -> tuple[np.ndarray, torch.Tensor]:
+    def __getitem__(self, name: str) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
         if name in self.items:
             self.items.move_to_end(name)
             return self.items[name]
         f = self.features.read(name)
-        item = (f["keypoints"], torch.from_numpy(f["descriptors"]))
+        item = (f["keypoints"], torch.from_numpy(f["descriptors"]), f["image_size"])
         self.items[name] = item
         if len(self.items) > self.size:
             self.items.popitem(last=False)
@@ -125,6 +129,15 @@ def _match_batch(descs: list[tuple[torch.Tensor, torch.Tensor]], config: MatchCo
     return [(m0[b, : n0[b]].astype(np.int32), s0[b, : n0[b]].astype(np.float32)) for b in range(B)]
 
 
+def _learned_matcher(config: MatchConfig, device: str) -> LearnedMatcher | None:
+    """The trained matcher of ``config.matcher`` on ``device`` (None: mutual nearest neighbours)."""
+    if config.matcher is None:
+        return None
+    if config.ratio is not None or config.min_similarity is not None:
+        raise ConfigError("--ratio / min_similarity apply to mutual nearest neighbours, not to --matcher")
+    return load_matcher(config.matcher, device=device)
+
+
 def match_pairs(
     features: str | Path,
     pairs: Sequence[Pair],
@@ -153,11 +166,14 @@ def match_pairs(
     config = config or MatchConfig()
     if config.verify not in VERIFY_MODES:
         raise ConfigError(f"unknown --verify '{config.verify}' (known: {', '.join(VERIFY_MODES)})")
+    learned = _learned_matcher(config, device)
     t0 = time.time()
     features, out = Path(features), Path(out)
     pairs = unique_pairs(pairs)
     with FeatureFile(features) as ff:
         check_pairs(pairs, set(ff.names), features, source)
+        if learned is not None:
+            learned.check_features(str(ff.attrs.get("features", "")))
         if config.verify == "essential":
             lacking = sorted({n for p in pairs for n in p} - set(intrinsics or {}))
             if lacking:
@@ -165,6 +181,7 @@ def match_pairs(
         sig = {
             "features": str(ff.attrs.get("signature", "")),
             **{k: getattr(config, k) for k in ("ratio", "min_similarity", "verify")},
+            **({"matcher": learned.source} if learned is not None else {}),
             **({"verify_threshold": config.verify_threshold, "verify_backend": config.verify_backend} if config.verify != "none" else {}),
         }
         attrs = {**MATCHES_CONVENTIONS, "features_file": str(features.resolve()), "conf": json.dumps(sig)}
@@ -179,7 +196,11 @@ def match_pairs(
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
                 feats = [(cache[a], cache[b]) for a, b in chunk]
-                results = _match_batch([(f0[1], f1[1]) for f0, f1 in feats], config, dev)
+                if learned is not None:
+                    dicts = [tuple({"keypoints": f[0], "descriptors": f[1], "image_size": f[2]} for f in pair) for pair in feats]
+                    results = [(m0.astype(np.int32), s0) for m0, s0 in learned.match_batch(dicts)]
+                else:
+                    results = _match_batch([(f0[1], f1[1]) for f0, f1 in feats], config, dev)
                 for (a, b), (f0, f1), (m0, s0) in zip(chunk, feats, results):
                     datasets: dict[str, np.ndarray] = {"matches0": m0, "matching_scores0": s0}
                     pair_attrs: dict[str, Any] = {}

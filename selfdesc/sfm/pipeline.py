@@ -45,6 +45,7 @@ class SfMConfig:
     ``single``. ``verify``: ``colmap`` (COLMAP's own verification in the database) or a RANSAC
     model of :mod:`selfdesc.pipeline.verify` (``fundamental``, ``homography``) whose inliers
     are imported as they are. ``min_num_matches``: fewest verified matches for a pair to be used by the mapper.
+    ``matcher``: a trained matcher (shipped name or file) instead of mutual nearest neighbours.
     """
 
     max_keypoints: int | None = 8192
@@ -56,6 +57,7 @@ class SfMConfig:
     camera_mode: str = "per-image"
     verify: str = "fundamental"
     min_num_matches: int = 15
+    matcher: str | None = None
     num_workers: int = 2
     progress: bool = True
     verbose: bool = False
@@ -99,7 +101,7 @@ def reconstruct_images(
     t = time.time()
     pairs = make_pairs(names, config.pairs, window=config.window)
     write_pairs(out / "pairs.txt", pairs)
-    match_cfg = MatchConfig(verify="none" if config.verify == "colmap" else config.verify, progress=config.progress)
+    match_cfg = MatchConfig(matcher=config.matcher, verify="none" if config.verify == "colmap" else config.verify, progress=config.progress)
     match_pairs(out / "features.h5", pairs, out / "matches.h5", match_cfg, device=config.device)
     timings["match"] = time.time() - t
 
