@@ -27,11 +27,11 @@ for d in val-base strecha weights hpatches-graf synth-base scannet; do [ -d .car
 [ -d $R/code ] || { mkdir -p $R/code && cp -r selfdesc configs benchmarks $R/code/; }
 echo "$(date +%T) $PHASE: $(ls $R/data/train | wc -l) training photos; data: $(ls $R/data | paste -sd' ')"
 
-launch() {  # name config [overrides,comma,separated]: start or resume (setsid: outlives the call)
+launch() {  # name config [overrides+plus+separated]: start or resume (setsid: outlives the call)
   local name=$1 cfg=$2 extra=${3:-}; local resume=""
   [ -f $R/runs/$name/checkpoints/last.pt ] && resume=--resume
   (cd $R/code && setsid nohup $PY -m selfdesc ${CMD_OF[$name]:-train} --config configs/$cfg.yaml --images $R/data/train --device $DEVICE \
-    --out $R/runs/$name $resume train.progress=false ${extra//,/ } >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
+    --out $R/runs/$name $resume train.progress=false ${extra//+/ } >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
 }
 stop_all() {
   for p in $R/runs/*.pid; do [ -f $p ] && kill -TERM $(cat $p) 2>/dev/null; done
