@@ -2,6 +2,10 @@
 
 Every user error (bad file, unknown feature, missing weights) is printed on one line as
 ``selfdesc: error: ...`` with exit status 2; nothing is printed as a traceback.
+
+Exit status: 0 done (also a training run that reached its ``--max-minutes``), 2 a user error,
+130 / 143 a run stopped cleanly by SIGINT (Ctrl-C) / SIGTERM (``selfdesc train`` saves a
+checkpoint first: continue with ``--resume``).
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from selfdesc.errors import SelfdescError
+from selfdesc.errors import SelfdescError, StopRequested
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -61,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelfdescError as exc:
         print(f"selfdesc: error: {exc}", file=sys.stderr)
         return 2
+    except StopRequested as stop:
+        print(f"selfdesc: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("selfdesc: interrupted", file=sys.stderr)
         return 130
