@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_feature_options, check_device, parse_features
+from selfdesc.cli.common import add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
 from selfdesc.errors import ConfigError, DatasetError
 
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     h = esub.add_parser("homography", help="MMA (D2-Net protocol) and homography accuracy on homography pairs")
     _dataset_options(h)
     add_feature_options(h)
-    h.add_argument("--resize-max", type=int, default=None, help="resize images so the longest side is at most N (default: full resolution)")
+    add_resize_option(h, "resize images")
     h.add_argument("--corners", choices=["reference", "target"], default="reference", help="image whose corners measure homography error")
     h.add_argument("--no-plot", action="store_true", help="skip the MMA plot")
     h.add_argument("--references", default=None, help="folder of published D2-Net caches to draw (default: ../shared/data/reference-results/hpatches-d2net-caches)")
@@ -95,8 +95,8 @@ def run_homography(args: argparse.Namespace) -> int:
 
     features = parse_features(args.features)
     device = check_device(args.device)
+    out = check_output_dir(args.out)
     dataset = _load_dataset(args)
-    out = Path(args.out)
     config = HomographyBenchmarkConfig(
         max_keypoints=args.max_keypoints,
         resize_max=args.resize_max,
@@ -124,7 +124,7 @@ def run_homography(args: argparse.Namespace) -> int:
     write_text_atomic(out / "results.md", table)
     if all(p.split in ("i", "v") for p in dataset.pairs):
         for name, acc in run.accumulators.items():
-            write_d2net_cache(out / "caches" / f"{name}.npy", acc)
+            write_d2net_cache(out / "caches" / f"{Path(name).name}.npy", acc)  # a model path stays inside --out
     if not args.no_plot:
         refs = reference_caches(args.references)
         title = f"MMA — {label}" + (" (reference curves: published, full HPatches)" if refs else "")
@@ -146,6 +146,7 @@ def run_superpoint(args: argparse.Namespace) -> int:
 
     features = parse_features(args.features)
     device = check_device(args.device)
+    check_output_dir(args.out)
     dataset = _load_dataset(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     configs = {p: SuperPointProtocolConfig.preset(p) for p in presets}
@@ -175,7 +176,7 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=["strecha", "pairs"], help="dataset layout")
     add_feature_options(p)
     p.add_argument("--out", required=True, help="output folder (results.json, run.json, pairs.json)")
-    p.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N (default: full resolution)")
+    add_resize_option(p)
     p.add_argument("--ransac-threshold", type=float, default=1.0, help="essential-matrix RANSAC threshold in pixels")
     p.add_argument("--min-overlap", type=float, default=None, help="strecha: co-visibility overlap threshold (default 0.5)")
     p.add_argument("--max-angle", type=float, default=None, help="strecha: largest angle between optical axes, degrees (default 60)")
@@ -186,7 +187,7 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     f.add_argument("--root", required=True, help="folder of Strecha scenes (each with images/ and cameras/), or one scene")
     add_feature_options(f)
     f.add_argument("--out", required=True, help="output folder (results.json, <feature>/<scene>/...)")
-    f.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N")
+    add_resize_option(f)
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(handler=run_sfm_eval)
 
@@ -204,6 +205,7 @@ def run_pose(args: argparse.Namespace) -> int:
 
     features = parse_features(args.features)
     device = check_device(args.device)
+    check_output_dir(args.out)
     if args.format == "strecha":
         min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
         max_angle = DEFAULT_MAX_ANGLE if args.max_angle is None else args.max_angle
@@ -259,8 +261,8 @@ def run_sfm_eval(args: argparse.Namespace) -> int:
         camera_mode="single",
         progress=not args.quiet,
     )
+    out = check_output_dir(args.out)
     scenes = load_scenes(args.root)
-    out = Path(args.out)
     results: dict[str, dict[str, Any]] = {}
     for name in features:
         results[name] = {}

@@ -57,13 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of a user error on one line. An error raised in a DataLoader worker comes back
+    as ``Caught <Error> in DataLoader worker ...`` plus the worker's traceback, whose last line
+    is ``<module>.<Error>: <message>``: the message is taken from there."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "worker" in lines[0]:
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except SelfdescError as exc:
-        print(f"selfdesc: error: {exc}", file=sys.stderr)
+        print(f"selfdesc: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system failure the up-front checks could not foresee (disk full, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"selfdesc: error: {where}{exc.strerror or str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("selfdesc: error: out of memory; pass a smaller --resize-max, --max-keypoints or batch size", file=sys.stderr)
         return 2
     except StopRequested as stop:
         print(f"selfdesc: {stop}", file=sys.stderr)

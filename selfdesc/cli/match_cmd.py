@@ -32,11 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device
+    from selfdesc.cli.common import check_device, check_output_dir, check_output_file, positive
     from selfdesc.pipeline.match import MatchConfig, match_pairs
     from selfdesc.pipeline.pairs import read_pairs, unique_pairs
 
     device = check_device(args.device)
+    positive("--batch-size", args.batch_size)
+    check_output_file(args.out)
+    if args.viz:
+        check_output_dir(args.viz, "--viz")
     pairs = read_pairs(args.pairs)
     config = MatchConfig(
         ratio=args.ratio,

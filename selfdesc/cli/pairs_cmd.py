@@ -25,11 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from selfdesc.cli.common import check_output_file
     from selfdesc.errors import ConfigError
     from selfdesc.pipeline.extract import image_names
     from selfdesc.pipeline.h5io import FeatureFile
     from selfdesc.pipeline.pairs import make_pairs, write_pairs
 
+    check_output_file(args.out)
     if args.images:
         names = image_names(args.images)
     else:

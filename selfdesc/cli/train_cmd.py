@@ -120,12 +120,13 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device
+    from selfdesc.cli.common import check_device, check_output_dir
     from selfdesc.methods import build_method
     from selfdesc.training.image_folder import ImageFolder
     from selfdesc.training.trainer import TrainConfig, Trainer, available_cores, loader_workers, seed_everything
 
     device = check_device(args.device)
+    check_output_dir(args.out)
     if args.max_minutes is not None and args.max_minutes <= 0:
         from selfdesc.errors import ConfigError
 
