@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import textwrap
 from pathlib import Path
 
 from selfdesc.errors import ConfigError
@@ -94,3 +96,22 @@ def positive(option: str, value: int | float | None) -> None:
     """A count or size option must be at least 1 when given."""
     if value is not None and value < 1:
         raise ConfigError(f"{option} must be at least 1, got {value}")
+
+
+def plain_text(doc: str) -> str:
+    """A module docstring as plain help text: Sphinx roles and RST literals unwrapped, ``::`` as
+    ``:``, a leading ````selfdesc cmd````: title line dropped, indentation removed."""
+    text = textwrap.dedent(doc.split("\n", 1)[1] if doc.lstrip().startswith("``selfdesc") else doc)
+    text = re.sub(r":[a-z]+:`~([^`]+)`", lambda m: m.group(1).split(".")[-1], text)
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
+    text = text.replace("``", "").replace("::\n", ":\n")
+    return text.strip()
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, summary: str, example: str, doc: str | None = None) -> argparse.ArgumentParser:
+    """A (sub-)command whose ``--help`` starts with its one-line ``summary`` and one ``example``
+    command line, followed by ``doc`` (the command module's docstring) as plain text."""
+    description = f"{summary}\n\nexample:\n  {example}"
+    if doc and plain_text(doc):
+        description += "\n\n" + plain_text(doc)
+    return sub.add_parser(name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

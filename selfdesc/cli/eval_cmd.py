@@ -21,16 +21,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
+from selfdesc.cli.common import add_command, add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
 from selfdesc.errors import ConfigError, DatasetError
 
 
+#: the --dataset pairs format, shown in ``selfdesc eval homography --help``
+PAIR_LIST_HELP = """pair lists (--dataset pairs --root LIST.txt): one pair per line,
+  image0 image1 h00 h01 h02 h10 h11 h12 h20 h21 h22
+where H (row-major) maps image-0 pixels to image-1 pixels; image paths are relative to the list's
+folder (or absolute); '#' starts a comment."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="run benchmarks")
+    p = add_command(
+        sub, "eval", "benchmark features: homography (MMA), superpoint, pose (AUC), sfm",
+        "selfdesc eval homography --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift,default --out outputs/graf",
+        __doc__,
+    )
     esub = p.add_subparsers(dest="eval_command", metavar="<benchmark>")
     esub.required = True
 
-    h = esub.add_parser("homography", help="MMA (D2-Net protocol) and homography accuracy on homography pairs")
+    h = add_command(
+        esub, "homography", "MMA (D2-Net protocol) and homography accuracy on homography pairs",
+        "selfdesc eval homography --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift,default --out outputs/graf",
+        PAIR_LIST_HELP,
+    )
     _dataset_options(h)
     add_feature_options(h)
     add_resize_option(h, "resize images")
@@ -39,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--references", default=None, help="folder of published D2-Net caches to draw (default: ../shared/data/reference-results/hpatches-d2net-caches)")
     h.set_defaults(handler=run_homography)
 
-    s = esub.add_parser("superpoint", help="SuperPoint protocol: homography Cor-1/3/5, matching score, repeatability")
+    s = add_command(
+        esub, "superpoint", "SuperPoint protocol: homography Cor-1/3/5, matching score, repeatability",
+        "selfdesc eval superpoint --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift --out outputs/sp",
+    )
     _dataset_options(s)
     add_feature_options(s)
     s.add_argument("--presets", default="240x320,480x640", help="comma-separated presets (240x320: 300 points, 480x640: 1000 points)")
@@ -171,7 +189,12 @@ def run_superpoint(args: argparse.Namespace) -> int:
 
 def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     """``eval pose`` (relative-pose AUC) and ``eval sfm`` (SfM against GT cameras); see docs/sfm_pose.md."""
-    p = esub.add_parser("pose", help="relative-pose AUC@5/10/20 (essential matrix with GT intrinsics)")
+    p = add_command(
+        esub, "pose", "relative-pose AUC@5/10/20 (essential matrix with GT intrinsics)",
+        "selfdesc eval pose --format strecha --root ../shared/data/eval/strecha --features sift --out outputs/pose",
+        "pair lists (--format pairs): the SuperGlue format, one pair per line:\n"
+        "  name0 name1 rot0 rot1 K0 (9 values) K1 (9 values) T_0to1 (16 values, row-major)",
+    )
     p.add_argument("--root", required=True, help="strecha: folder of scenes (each with images/ and cameras/); pairs: a SuperGlue pair list or its folder")
     p.add_argument("--format", required=True, choices=["strecha", "pairs"], help="dataset layout")
     add_feature_options(p)
@@ -183,7 +206,10 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run_pose)
 
-    f = esub.add_parser("sfm", help="SfM on Strecha scenes: camera-centre error after similarity alignment to GT")
+    f = add_command(
+        esub, "sfm", "SfM on Strecha scenes: camera-centre error after similarity alignment to GT",
+        "selfdesc eval sfm --root ../shared/data/eval/strecha --features sift --out outputs/sfm-eval",
+    )
     f.add_argument("--root", required=True, help="folder of Strecha scenes (each with images/ and cameras/), or one scene")
     add_feature_options(f)
     f.add_argument("--out", required=True, help="output folder (results.json, <feature>/<scene>/...)")

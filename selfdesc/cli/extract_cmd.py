@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 
-from selfdesc.cli.common import add_resize_option
+from selfdesc.cli.common import add_command, add_resize_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="extract features of an image folder into features.h5", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "extract", "extract features of an image folder into features.h5",
+        "selfdesc extract --features default --images my_photos/ --out features.h5 --resize-max 1600", __doc__,
+    )
     p.add_argument("--features", required=True, help="a feature name (see `selfdesc features`) or a model file of ours")
     p.add_argument("--images", required=True, help="image folder (searched recursively); names are paths relative to it")
     p.add_argument("--out", required=True, help="output features.h5 (created or completed)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Callable, Sequence
 
 from selfdesc.errors import SelfdescError, StopRequested
@@ -18,21 +19,22 @@ from selfdesc.errors import SelfdescError, StopRequested
 Handler = Callable[[argparse.Namespace], int]
 
 
-#: command modules of ``selfdesc.cli``, in help order; each defines ``register(subparsers)``
+#: command modules of ``selfdesc.cli``, in the order a user needs them (help order); each
+#: defines ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
     "train_cmd",
-    "export_cmd",
-    "eval_cmd",
-    "data_cmd",
-    "stylize_cmd",
-    "features_cmd",
-    "demo_cmd",
-    "index_cmd",
     "extract_cmd",
     "pairs_cmd",
     "match_cmd",
-    "onnx_cmd",
     "sfm_cmd",
+    "eval_cmd",
+    "export_cmd",
+    "features_cmd",
+    "demo_cmd",
+    "data_cmd",
+    "stylize_cmd",
+    "index_cmd",
+    "onnx_cmd",
 ]
 
 
@@ -50,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="selfdesc",
-        description="Self-supervised local image features: learn, extract, match, evaluate.",
+        description="Self-supervised local image features: learn, extract, match, evaluate.\n\n"
+        "first steps:\n  selfdesc demo\n  selfdesc <command> --help   (each command shows an example)",
+        epilog="exit status: 0 done, 2 a user error (one line: the file and the problem), "
+        "130/143 a run stopped by Ctrl-C/SIGTERM (selfdesc train saves a checkpoint first: continue with --resume)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"selfdesc {__version__}")
     _add_commands(parser)
@@ -69,9 +75,16 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    """Warnings as one line (``selfdesc: warning: ...``), without the source line Python adds."""
+    return f"selfdesc: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _warning_line
     try:
         return int(args.handler(args) or 0)
     except SelfdescError as exc:
@@ -90,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("selfdesc: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":  # pragma: no cover

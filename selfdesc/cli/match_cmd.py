@@ -7,14 +7,22 @@
 Mutual nearest neighbours (with ``--ratio``: Lowe's ratio test both ways). ``--verify`` adds
 ``inliers0`` (RANSAC inliers) to every pair. Resumable and atomic like ``selfdesc extract``.
 ``--viz`` draws the first N pairs (inliers green, outliers red).
+
+Pair file: one pair per line, ``name0 name1`` (image names as stored in features.h5, i.e. paths
+relative to the extracted folder); ``#`` starts a comment; further columns are ignored (as in hloc).
 """
 from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("match", help="match image pairs into matches.h5", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "match", "match the image pairs of a pair list into matches.h5",
+        "selfdesc match --features features.h5 --pairs pairs.txt --out matches.h5 --verify fundamental", __doc__,
+    )
     p.add_argument("--features", required=True, help="features.h5 from `selfdesc extract`")
     p.add_argument("--pairs", required=True, help="pair file (`selfdesc pairs`)")
     p.add_argument("--out", required=True, help="output matches.h5 (created or completed)")

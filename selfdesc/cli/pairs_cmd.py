@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pairs", help="write a pair list (exhaustive, sequential or retrieval)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "pairs", "write the list of image pairs to match (exhaustive, sequential or retrieval)",
+        "selfdesc pairs --features features.h5 --mode exhaustive --out pairs.txt", __doc__,
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="image folder (names relative to it, sorted)")
     src.add_argument("--features", help="features.h5 (its image names, sorted)")

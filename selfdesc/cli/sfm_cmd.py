@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from selfdesc.cli.common import add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
+from selfdesc.cli.common import add_command, add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
 from selfdesc.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sfm", help="incremental Structure-from-Motion (COLMAP) with a selfdesc feature")
+    p = add_command(
+        sub, "sfm", "3D reconstruction (incremental Structure-from-Motion with COLMAP) of an image folder",
+        "selfdesc sfm --images my_photos/ --features default --out outputs/sfm --resize-max 1600", __doc__,
+    )
     p.add_argument("--images", required=True, help="image folder (searched recursively)")
     add_feature_options(p)
     p.add_argument("--out", required=True, help="output folder (features.h5, matches.h5, database.db, sfm/, summary.json, sfm.png)")

@@ -1,30 +1,47 @@
 """``selfdesc train``: train a method on a folder of unlabeled images.
 
     selfdesc train --config configs/hndesc_r2d2.yaml --images DIR --out RUN_DIR [--resume]
-                   [--device cuda] [key.path=value ...]
+        [--device cpu|cuda] [--preset auto|cpu|none] [--max-minutes M] [key.path=value ...]
+
+Before the first step it prints what it will do (images, pairs per step, device, precision,
+validation), after three steps the time per step and the expected duration; the progress bar
+says whether it is loading, training or validating and shows a live ETA.
+
+On CPU (``--device cpu``, the default) the CPU preset scales GPU-sized configs down so a step
+takes seconds: fp32 instead of bf16/fp16, batch <= 4, 96-px crops from images resized to a
+144-px short side, loader workers below the core count, validation on 2 images (10 pairs) at
+320 px. It only lowers values; ``key=value`` overrides win; ``--preset none`` turns it off.
+
+Stopping: Ctrl-C (SIGINT) or SIGTERM stops within moments wherever the run is (loading data,
+a step, validation), saves ``RUN_DIR/checkpoints/last.pt`` at the last completed step and
+exits with status 130 (SIGINT) or 143 (SIGTERM); ``--max-minutes`` stops the same way at a
+step boundary with status 0. ``--resume`` continues exactly (same data order and random
+numbers) with the run's own ``config.yaml``; overrides given with ``--resume`` (e.g. a larger
+``train.steps``) apply on top of it.
 
 The config has four sections: ``train`` (engine: steps, batch size, lr, precision, ...;
 see :class:`selfdesc.training.trainer.TrainConfig`), ``data`` (``size: [W, H]`` the training
 images are resized/cropped to), ``val`` (``images: DIR`` of held-out base images turns on
 MMA@3 validation every ``train.validate_every`` steps, see
 :class:`selfdesc.training.validation.ValidationConfig`) and ``method`` (``name`` plus that
-method's options). Dotted
-overrides after the options change any value, e.g. ``train.steps=500 method.miner.pool=both``.
-Multi-GPU: ``torchrun --nproc_per_node N -m selfdesc train ... --device cuda``.
+method's options). Multi-GPU: ``torchrun --nproc_per_node N -m selfdesc train ... --device cuda``.
 """
 from __future__ import annotations
 
 import argparse
+
+from selfdesc.cli.common import add_command
 from dataclasses import asdict
 from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "train",
-        help="train a method on a folder of your own photos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train a feature on a folder of your own photos (CPU or GPU; Ctrl-C stops with a checkpoint)",
+        "selfdesc train --config configs/hndesc_r2d2.yaml --images my_photos/ --out runs/mine --max-minutes 10",
+        __doc__,
     )
     p.add_argument("--config", default=None, help="YAML config (defaults in code when omitted); ignored with --resume")
     p.add_argument("--images", required=True, help="folder of training images (recursive)")
