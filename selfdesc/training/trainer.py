@@ -220,6 +220,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.logger = MetricLogger(self.run_dir, enabled=self.is_main)
         self._step_rng: dict[str, Any] | None = None
+        self._step_buffers: list[torch.Tensor] | None = None
         self._pending_validation = False
         self._timed_out = False
 
@@ -311,6 +312,10 @@ class Trainer:
                 return self._fit(resume, signals, max_seconds)
             except _Interrupted:
                 self.logger.truncate(self.step)  # nothing of the abandoned step is kept
+                if self._step_buffers is not None:  # e.g. BatchNorm statistics its forward pass moved
+                    with torch.no_grad():
+                        for buffer, saved in zip(self.method.buffers(), self._step_buffers):
+                            buffer.copy_(saved)
                 self.save("last.pt", self._step_rng)
                 raise self._stopped(signals) from None
 
@@ -369,6 +374,8 @@ class Trainer:
         first_step = self.step
         while self.step < self.conf.steps:
             self._step_rng = rng_state()  # what a checkpoint of the last completed step holds
+            if signals.raise_in_regions:
+                self._step_buffers = [b.detach().clone() for b in self.method.buffers()]
             with signals.region():
                 bar.set_description("loading")
                 batch = next(batches, None)
@@ -405,6 +412,7 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.scheduler.step()
             self.step += 1
+            self._step_buffers = None
             bar.update(1)
             if self.step - first_step == 3 and not bar.disable:
                 per_step = (time.perf_counter() - started) / 3

@@ -124,16 +124,32 @@ class Terminated(Toy):
         return super().forward(batch)
 
 
+class WithStatistics(Terminated):
+    """Terminated plus a BatchNorm whose running statistics every forward pass moves."""
+
+    def __init__(self, at: int = 0) -> None:
+        super().__init__(at)
+        self.norm = nn.BatchNorm2d(1)
+
+    def forward(self, batch: dict) -> dict:
+        out = super().forward(batch)
+        return {**out, "loss": out["loss"] + 0.01 * self.norm(batch["image"]).square().mean()}
+
+
 def test_sigterm_during_a_step_stops_at_once_with_the_last_completed_step(tmp_path):
-    Trainer(Toy(), Images(), _conf(), tmp_path / "a").fit()
+    Trainer(WithStatistics(), Images(), _conf(), tmp_path / "a").fit()
     with pytest.raises(TrainingStopped, match="SIGTERM at step 4") as stopped:
-        Trainer(Terminated(at=5), Images(), _conf(), tmp_path / "b").fit()  # in step 5's forward; no checkpoint due at 4
+        Trainer(WithStatistics(at=5), Images(), _conf(), tmp_path / "b").fit()  # in step 5's forward; no checkpoint due at 4
     assert stopped.value.signum == signal.SIGTERM
     saved = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)
     assert saved["step"] == 4 and [s for s, _ in _losses(tmp_path / "b")] == [1, 2, 3, 4]
+    assert int(saved["model"]["norm.num_batches_tracked"]) == 4  # the abandoned forward pass left no trace
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
-    Trainer(Toy(), Images(), _conf(), tmp_path / "b").fit(resume=True)
-    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # nothing lost, nothing repeated
+    Trainer(WithStatistics(), Images(), _conf(), tmp_path / "b").fit(resume=True)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    state_a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    state_b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)  # weights and running statistics
 
 
 class SignalOnLoad(Images):
