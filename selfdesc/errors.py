@@ -24,3 +24,17 @@ class WeightsError(SelfdescError):
 
 class ConfigError(SelfdescError):
     """An unknown feature name, option or malformed configuration."""
+
+
+class StopRequested(Exception):
+    """Not an error: the user asked a long run to stop (SIGINT/SIGTERM, or its time limit) and it
+    stopped cleanly. ``signum`` is the signal, ``None`` for a time limit. The CLI prints the
+    message and exits with ``128 + signum`` (130 for SIGINT, 143 for SIGTERM), 0 for a time limit."""
+
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.signum is None else 128 + int(self.signum)

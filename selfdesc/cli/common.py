@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import textwrap
+from pathlib import Path
 
 from selfdesc.errors import ConfigError
 
@@ -69,3 +73,74 @@ def check_device(device: str) -> str:
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was given but no CUDA device is available")
     return device
+
+
+def add_resize_option(parser: argparse.ArgumentParser, what: str = "extract on images resized") -> None:
+    """``--resize-max N`` (alias ``--resize``): the longest-side limit, in ``args.resize_max``."""
+    parser.add_argument(
+        "--resize-max",
+        "--resize",
+        dest="resize_max",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"{what} so the longest side is at most N (keypoints stay in original pixels; needed above 40 MP)",
+    )
+
+
+def _writable_folder(path: Path, option: str, target: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder we may write in."""
+    folder = path
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{target}: cannot be created ({folder} is a file, not a folder) ({option})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{target}: cannot write here ({folder} is read-only) ({option})")
+
+
+def check_output_file(path: str | Path, option: str = "--out") -> Path:
+    """Fail before any work when ``path`` cannot be written as a file: it is a folder, a parent
+    is a file, or its folder is read-only. An existing file is fine (replaced atomically later)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; {option} takes a file path")
+    _writable_folder(path.parent, option, path)
+    return path
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Fail before any work when ``path`` cannot be used as an output folder: it is a file, a
+    parent is a file, or it (or its nearest existing parent) is read-only."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: is a file; {option} takes a folder")
+    _writable_folder(path, option, path)
+    return path
+
+
+def positive(option: str, value: int | float | None) -> None:
+    """A count or size option must be at least 1 when given."""
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
+
+
+def plain_text(doc: str) -> str:
+    """A module docstring as plain help text: Sphinx roles and RST literals unwrapped, ``::`` as
+    ``:``, a leading ````selfdesc cmd````: title line dropped, indentation removed."""
+    text = textwrap.dedent(doc.split("\n", 1)[1] if doc.lstrip().startswith("``selfdesc") else doc)
+    text = re.sub(r":[a-z]+:`~([^`]+)`", lambda m: m.group(1).split(".")[-1], text)
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
+    text = text.replace("``", "").replace("::\n", ":\n")
+    return text.strip()
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, summary: str, example: str, doc: str | None = None) -> argparse.ArgumentParser:
+    """A (sub-)command whose ``--help`` starts with its one-line ``summary`` and one ``example``
+    command line, followed by ``doc`` (the command module's docstring) as plain text."""
+    description = f"{summary}\n\nexample:\n  {example}"
+    if doc and plain_text(doc):
+        description += "\n\n" + plain_text(doc)
+    return sub.add_parser(name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

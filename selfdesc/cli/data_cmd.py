@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="build or fetch evaluation datasets")
+    p = add_command(
+        sub, "data", "build or fetch evaluation datasets (synth, hpatches)",
+        "selfdesc data synth --base ../shared/data/eval/synth-base --out outputs/synth --seed 0",
+    )
     dsub = p.add_subparsers(dest="data_command", metavar="<dataset>")
     dsub.required = True
 
-    s = dsub.add_parser("synth", help="build the seeded synthetic HPatches-style benchmark from base images")
+    s = add_command(
+        dsub, "synth", "build the seeded synthetic HPatches-style benchmark from base images",
+        "selfdesc data synth --base ../shared/data/eval/synth-base --out outputs/synth --seed 0",
+    )
     s.add_argument("--base", required=True, help="folder of base images")
     s.add_argument("--out", required=True, help="output folder (HPatches layout)")
     s.add_argument("--seed", type=int, default=0)
@@ -21,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     s.set_defaults(handler=run_synth)
 
-    h = dsub.add_parser("hpatches", help="download (or unpack from a local copy) HPatches sequences")
+    h = add_command(
+        dsub, "hpatches", "download (or unpack from a local copy) HPatches sequences",
+        "selfdesc data hpatches --root data/hpatches --from hpatches-sequences-release.tar.gz",
+    )
     h.add_argument("--root", required=True, help="destination folder")
     h.add_argument("--from", dest="source", default=None, help="local .tar.gz/.zip archive or extracted folder (no download)")
     h.set_defaults(handler=run_hpatches)

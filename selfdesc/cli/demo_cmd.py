@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="build a small synthetic benchmark from bundled images, compare features, draw matches")
+    p = add_command(
+        sub, "demo", "build a small synthetic benchmark from bundled images, compare features, draw matches",
+        "selfdesc demo --out outputs/demo",
+    )
     p.add_argument("--out", default="outputs/demo", help="output folder")
     p.add_argument("--features", default=None, help="comma-separated features (default: sift,rootsift,orb plus peers whose weights are found)")
     p.add_argument("--weights-dir", default=None)

@@ -21,26 +21,44 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_feature_options, add_matcher_option, check_device, parse_features, parse_matchers
+from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_device, check_output_dir, parse_features, parse_matchers
 from selfdesc.errors import ConfigError, DatasetError
 
 
+#: the --dataset pairs format, shown in ``selfdesc eval homography --help``
+PAIR_LIST_HELP = """pair lists (--dataset pairs --root LIST.txt): one pair per line,
+  image0 image1 h00 h01 h02 h10 h11 h12 h20 h21 h22
+where H (row-major) maps image-0 pixels to image-1 pixels; image paths are relative to the list's
+folder (or absolute); '#' starts a comment."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="run benchmarks")
+    p = add_command(
+        sub, "eval", "benchmark features: homography (MMA), superpoint, pose (AUC), sfm",
+        "selfdesc eval homography --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift,default --out outputs/graf",
+        __doc__,
+    )
     esub = p.add_subparsers(dest="eval_command", metavar="<benchmark>")
     esub.required = True
 
-    h = esub.add_parser("homography", help="MMA (D2-Net protocol) and homography accuracy on homography pairs")
+    h = add_command(
+        esub, "homography", "MMA (D2-Net protocol) and homography accuracy on homography pairs",
+        "selfdesc eval homography --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift,default --out outputs/graf",
+        PAIR_LIST_HELP,
+    )
     _dataset_options(h)
     add_feature_options(h)
     add_matcher_option(h)
-    h.add_argument("--resize-max", type=int, default=None, help="resize images so the longest side is at most N (default: full resolution)")
+    add_resize_option(h, "resize images")
     h.add_argument("--corners", choices=["reference", "target"], default="reference", help="image whose corners measure homography error")
     h.add_argument("--no-plot", action="store_true", help="skip the MMA plot")
     h.add_argument("--references", default=None, help="folder of published D2-Net caches to draw (default: ../shared/data/reference-results/hpatches-d2net-caches)")
     h.set_defaults(handler=run_homography)
 
-    s = esub.add_parser("superpoint", help="SuperPoint protocol: homography Cor-1/3/5, matching score, repeatability")
+    s = add_command(
+        esub, "superpoint", "SuperPoint protocol: homography Cor-1/3/5, matching score, repeatability",
+        "selfdesc eval superpoint --dataset hpatches --root ../shared/data/eval/hpatches-graf --features sift --out outputs/sp",
+    )
     _dataset_options(s)
     add_feature_options(s)
     s.add_argument("--presets", default="240x320,480x640", help="comma-separated presets (240x320: 300 points, 480x640: 1000 points)")
@@ -97,8 +115,8 @@ def run_homography(args: argparse.Namespace) -> int:
     features = parse_features(args.features)
     matchers = parse_matchers(args.matcher, features)
     device = check_device(args.device)
+    out = check_output_dir(args.out)
     dataset = _load_dataset(args)
-    out = Path(args.out)
     config = HomographyBenchmarkConfig(
         max_keypoints=args.max_keypoints,
         resize_max=args.resize_max,
@@ -127,7 +145,7 @@ def run_homography(args: argparse.Namespace) -> int:
     write_text_atomic(out / "results.md", table)
     if all(p.split in ("i", "v") for p in dataset.pairs):
         for name, acc in run.accumulators.items():
-            write_d2net_cache(out / "caches" / f"{name}.npy", acc)
+            write_d2net_cache(out / "caches" / f"{Path(name).name}.npy", acc)  # a model path stays inside --out
     if not args.no_plot:
         refs = reference_caches(args.references)
         title = f"MMA — {label}" + (" (reference curves: published, full HPatches)" if refs else "")
@@ -149,6 +167,7 @@ def run_superpoint(args: argparse.Namespace) -> int:
 
     features = parse_features(args.features)
     device = check_device(args.device)
+    check_output_dir(args.out)
     dataset = _load_dataset(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     configs = {p: SuperPointProtocolConfig.preset(p) for p in presets}
@@ -173,24 +192,32 @@ def run_superpoint(args: argparse.Namespace) -> int:
 
 def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     """``eval pose`` (relative-pose AUC) and ``eval sfm`` (SfM against GT cameras); see docs/sfm_pose.md."""
-    p = esub.add_parser("pose", help="relative-pose AUC@5/10/20 (essential matrix with GT intrinsics)")
+    p = add_command(
+        esub, "pose", "relative-pose AUC@5/10/20 (essential matrix with GT intrinsics)",
+        "selfdesc eval pose --format strecha --root ../shared/data/eval/strecha --features sift --out outputs/pose",
+        "pair lists (--format pairs): the SuperGlue format, one pair per line:\n"
+        "  name0 name1 rot0 rot1 K0 (9 values) K1 (9 values) T_0to1 (16 values, row-major)",
+    )
     p.add_argument("--root", required=True, help="strecha: folder of scenes (each with images/ and cameras/); pairs: a SuperGlue pair list or its folder")
     p.add_argument("--format", required=True, choices=["strecha", "pairs"], help="dataset layout")
     add_feature_options(p)
     add_matcher_option(p)
     p.add_argument("--out", required=True, help="output folder (results.json, run.json, pairs.json)")
-    p.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N (default: full resolution)")
+    add_resize_option(p)
     p.add_argument("--ransac-threshold", type=float, default=1.0, help="essential-matrix RANSAC threshold in pixels")
     p.add_argument("--min-overlap", type=float, default=None, help="strecha: co-visibility overlap threshold (default 0.5)")
     p.add_argument("--max-angle", type=float, default=None, help="strecha: largest angle between optical axes, degrees (default 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run_pose)
 
-    f = esub.add_parser("sfm", help="SfM on Strecha scenes: camera-centre error after similarity alignment to GT")
+    f = add_command(
+        esub, "sfm", "SfM on Strecha scenes: camera-centre error after similarity alignment to GT",
+        "selfdesc eval sfm --root ../shared/data/eval/strecha --features sift --out outputs/sfm-eval",
+    )
     f.add_argument("--root", required=True, help="folder of Strecha scenes (each with images/ and cameras/), or one scene")
     add_feature_options(f)
     f.add_argument("--out", required=True, help="output folder (results.json, <feature>/<scene>/...)")
-    f.add_argument("--resize-max", type=int, default=None, help="extract on images resized so the longest side is at most N")
+    add_resize_option(f)
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(handler=run_sfm_eval)
 
@@ -209,6 +236,7 @@ def run_pose(args: argparse.Namespace) -> int:
     features = parse_features(args.features)
     matchers = parse_matchers(args.matcher, features)
     device = check_device(args.device)
+    check_output_dir(args.out)
     if args.format == "strecha":
         min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
         max_angle = DEFAULT_MAX_ANGLE if args.max_angle is None else args.max_angle
@@ -265,8 +293,8 @@ def run_sfm_eval(args: argparse.Namespace) -> int:
         camera_mode="single",
         progress=not args.quiet,
     )
+    out = check_output_dir(args.out)
     scenes = load_scenes(args.root)
-    out = Path(args.out)
     results: dict[str, dict[str, Any]] = {}
     for name in features:
         results[name] = {}

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export-weights", help="write a model weight file from a training run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "export-weights", "write a model weight file from a training run", "selfdesc export-weights runs/mine my_model.pt", __doc__)
     p.add_argument("run_dir", help="training run folder (config.yaml, checkpoints/)")
     p.add_argument("out", help="output .pt file")
     p.add_argument("--checkpoint", default="last.pt", help="checkpoint file name inside RUN_DIR/checkpoints (default: last.pt)")

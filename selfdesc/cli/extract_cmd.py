@@ -14,30 +14,40 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command, add_resize_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="extract features of an image folder into features.h5", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "extract", "extract features of an image folder into features.h5",
+        "selfdesc extract --features default --images my_photos/ --out features.h5 --resize-max 1600", __doc__,
+    )
     p.add_argument("--features", required=True, help="a feature name (see `selfdesc features`) or a model file of ours")
     p.add_argument("--images", required=True, help="image folder (searched recursively); names are paths relative to it")
     p.add_argument("--out", required=True, help="output features.h5 (created or completed)")
     p.add_argument("--max-keypoints", type=int, default=None, help="keep at most N keypoints per image (by score)")
-    p.add_argument("--resize", type=int, default=None, metavar="MAX_SIDE", help="resize so the longest side is at most MAX_SIDE (keypoints are stored in original pixels)")
+    add_resize_option(p, "extract on images resized")
     p.add_argument("--fp16", action="store_true", help="store descriptors as float16")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda under torchrun: cuda:LOCAL_RANK")
     p.add_argument("--batch-size", type=int, default=4, help="images decoded per loader batch")
     p.add_argument("--workers", type=int, default=2, help="image-decoding worker processes (0: decode in the main process)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
+    p.add_argument("--skip-unreadable", action="store_true", help="leave out images that cannot be read and list them at the end (default: stop at the first)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from selfdesc.api import load
-    from selfdesc.cli.common import check_device
+    from selfdesc.cli.common import check_device, check_output_file, positive
+    from selfdesc.errors import ImageError
     from selfdesc.pipeline.extract import ExtractConfig, dist_info, extract_features, image_names
 
     device = check_device(args.device)
+    for option in ("max_keypoints", "resize_max", "batch_size", "checkpoint_every"):
+        positive("--" + option.replace("_", "-"), getattr(args, option))
+    check_output_file(args.out)
     rank, world, local_rank = dist_info()
     if device == "cuda" and world > 1:
         import torch
@@ -47,15 +57,21 @@ def run(args: argparse.Namespace) -> int:
     image_names(args.images)  # a missing or empty folder fails before the model is loaded
     extractor = load(args.features, device=device, weights_dir=args.weights_dir, max_keypoints=args.max_keypoints)
     config = ExtractConfig(
-        resize_max=args.resize,
+        resize_max=args.resize_max,
         fp16=args.fp16,
         batch_size=args.batch_size,
         num_workers=args.workers,
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
+        skip_unreadable=args.skip_unreadable,
     )
     s = extract_features(extractor, args.features, args.images, args.out, config)
     if rank == 0:
         rate = f", {s.images_per_second:.2f} images/s" if s.num_extracted > 1 else ""
         print(f"{args.out}: {s.num_images} images ({s.num_skipped} already there, {s.num_extracted} extracted in {s.seconds:.1f} s{rate})")
+        if s.unreadable:
+            print(f"left out {len(s.unreadable)} unreadable image(s):")
+            print("\n".join(f"  {message}" for message in s.unreadable))
+            if s.num_extracted + s.num_skipped == 0:
+                raise ImageError(f"{args.images}: none of the {s.num_images} images could be read")
     return 0

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("features", help="list available feature extractors")
+    p = add_command(sub, "features", "list the available features (names for --features)", "selfdesc features")
     p.set_defaults(handler=run)
 
 

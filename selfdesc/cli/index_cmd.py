@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "index",
-        help="build a global-descriptor (VLAD) index of an image folder for retrieval",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "index", "build a global-descriptor (VLAD) index of an image folder for retrieval",
+        "selfdesc index --images my_photos/ --out index.npz", __doc__,
     )
     p.add_argument("--images", required=True, help="image folder (searched recursively)")
     p.add_argument("--out", required=True, help="output index file (.npz, .h5 or .hdf5)")

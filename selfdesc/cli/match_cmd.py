@@ -9,14 +9,22 @@ a trained attention matcher (``default``: the shipped one for the default featur
 from ``selfdesc train-matcher`` / ``export-weights``). ``--verify`` adds
 ``inliers0`` (RANSAC inliers) to every pair. Resumable and atomic like ``selfdesc extract``.
 ``--viz`` draws the first N pairs (inliers green, outliers red).
+
+Pair file: one pair per line, ``name0 name1`` (image names as stored in features.h5, i.e. paths
+relative to the extracted folder); ``#`` starts a comment; further columns are ignored (as in hloc).
 """
 from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("match", help="match image pairs into matches.h5", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "match", "match the image pairs of a pair list into matches.h5",
+        "selfdesc match --features features.h5 --pairs pairs.txt --out matches.h5 --verify fundamental", __doc__,
+    )
     p.add_argument("--features", required=True, help="features.h5 from `selfdesc extract`")
     p.add_argument("--pairs", required=True, help="pair file (`selfdesc pairs`)")
     p.add_argument("--out", required=True, help="output matches.h5 (created or completed)")
@@ -35,11 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device
+    from selfdesc.cli.common import check_device, check_output_dir, check_output_file, positive
     from selfdesc.pipeline.match import MatchConfig, match_pairs
     from selfdesc.pipeline.pairs import read_pairs, unique_pairs
 
     device = check_device(args.device)
+    positive("--batch-size", args.batch_size)
+    check_output_file(args.out)
+    if args.viz:
+        check_output_dir(args.viz, "--viz")
     pairs = read_pairs(args.pairs)
     config = MatchConfig(
         ratio=args.ratio,

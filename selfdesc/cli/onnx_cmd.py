@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export-onnx", help="export a learned feature network to ONNX", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "export-onnx", "export a learned feature network to ONNX", "selfdesc export-onnx --features default --out default.onnx", __doc__)
     p.add_argument("--features", required=True, help="a learned feature name (hndesc, r2d2, ...) or a model file of ours")
     p.add_argument("--out", required=True, help="output .onnx file")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (r2d2)")

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pairs", help="write a pair list (exhaustive, sequential or retrieval)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "pairs", "write the list of image pairs to match (exhaustive, sequential or retrieval)",
+        "selfdesc pairs --features features.h5 --mode exhaustive --out pairs.txt", __doc__,
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="image folder (names relative to it, sorted)")
     src.add_argument("--features", help="features.h5 (its image names, sorted)")
@@ -25,11 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from selfdesc.cli.common import check_output_file
     from selfdesc.errors import ConfigError
     from selfdesc.pipeline.extract import image_names
     from selfdesc.pipeline.h5io import FeatureFile
     from selfdesc.pipeline.pairs import make_pairs, write_pairs
 
+    check_output_file(args.out)
     if args.images:
         names = image_names(args.images)
     else:

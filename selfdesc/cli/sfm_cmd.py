@@ -8,18 +8,20 @@ Runs extract -> pairs -> match (+ RANSAC) -> COLMAP database -> incremental mapp
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from selfdesc.cli.common import add_feature_options, check_device, parse_features
+from selfdesc.cli.common import add_command, add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
 from selfdesc.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sfm", help="incremental Structure-from-Motion (COLMAP) with a selfdesc feature")
+    p = add_command(
+        sub, "sfm", "3D reconstruction (incremental Structure-from-Motion with COLMAP) of an image folder",
+        "selfdesc sfm --images my_photos/ --features default --out outputs/sfm --resize-max 1600", __doc__,
+    )
     p.add_argument("--images", required=True, help="image folder (searched recursively)")
     add_feature_options(p)
     p.add_argument("--out", required=True, help="output folder (features.h5, matches.h5, database.db, sfm/, summary.json, sfm.png)")
-    p.add_argument("--resize", type=int, default=None, help="extract on images resized so the longest side is at most N (keypoints stay in original pixels)")
+    add_resize_option(p)
     p.add_argument("--pairs", choices=["exhaustive", "sequential"], default="exhaustive", help="which image pairs to match")
     p.add_argument("--window", type=int, default=10, help="neighbours per image with --pairs sequential")
     p.add_argument("--verify", choices=["fundamental", "homography", "colmap"], default="fundamental", help="geometric verification: RANSAC model before import, or COLMAP's own")
@@ -39,7 +41,7 @@ def run_sfm(args: argparse.Namespace) -> int:
     features = parse_features(args.features)
     if len(features) != 1:
         raise ConfigError(f"--features: sfm takes one feature, got {len(features)} ({args.features})")
-    for opt in ("max_keypoints", "resize", "window", "min_num_matches"):
+    for opt in ("max_keypoints", "resize_max", "window", "min_num_matches"):
         value = getattr(args, opt)
         if value is not None and value < 1:
             raise ConfigError(f"--{opt.replace('_', '-')} must be at least 1, got {value}")
@@ -49,7 +51,7 @@ def run_sfm(args: argparse.Namespace) -> int:
         resolve_matcher(args.matcher)
     config = SfMConfig(
         max_keypoints=args.max_keypoints,
-        resize_max=args.resize,
+        resize_max=args.resize_max,
         pairs=args.pairs,
         window=args.window,
         device=check_device(args.device),
@@ -61,7 +63,9 @@ def run_sfm(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         verbose=args.verbose,
     )
-    out = Path(args.out)
+    out = check_output_dir(args.out)
+    if args.hloc is not None:
+        check_output_dir(args.hloc, "--hloc")
     rec, record = reconstruct_images(args.images, features[0], out, config)
     if args.hloc is not None:
         from selfdesc.sfm.hloc_export import export_hloc

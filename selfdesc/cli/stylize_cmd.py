@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from selfdesc.cli.common import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from selfdesc.stylize.base import ALIASES, available_stylizers
 
-    p = sub.add_parser(
-        "stylize",
-        help="write N stylized copies of every training image (night, dusk, fog, style transfer, ...)",
-        description=(
-            "Writes <out>/<relative folder>/<stem>_stKK.jpg for K = 0..copies-1; copy K uses the K-th "
-            "style of --styles in turn. Existing copies are kept (resume) unless --overwrite."
-        ),
+    p = add_command(
+        sub, "stylize", "write N stylized copies of every training image (night, dusk, fog, style transfer, ...)",
+        "selfdesc stylize --images my_photos/ --out my_photos_stylized --copies 12 --styles mixed",
+        "Writes <out>/<relative folder>/<stem>_stKK.jpg for K = 0..copies-1; copy K uses the K-th "
+        "style of --styles in turn. Existing copies are kept (resume) unless --overwrite.",
     )
     p.add_argument("--images", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (mirror tree of the image folder)")

@@ -16,14 +16,18 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-matcher", help="train an attention matcher for a feature on unlabeled images", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None, help="YAML config (e.g. configs/matcher_default.yaml; defaults in code when omitted)")
+    from selfdesc.cli.common import add_command
+    from selfdesc.cli.train_cmd import add_training_options
+
+    p = add_command(
+        sub,
+        "train-matcher",
+        "train an attention matcher for a feature on a folder of your own photos (no labels)",
+        "selfdesc train-matcher --config configs/matcher_default.yaml --features sift --images my_photos/ --out runs/matcher-sift",
+        __doc__,
+    )
     p.add_argument("--features", default=None, help="feature the matcher is for: a registered name or a model file (default: the config's method.features.name)")
-    p.add_argument("--images", required=True, help="folder of training images (recursive)")
-    p.add_argument("--out", required=True, help="run folder (config.yaml, metrics.csv, checkpoints/)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=1000 method.features.max_keypoints=1024")
+    add_training_options(p)
     p.set_defaults(handler=run)
 
 
@@ -45,4 +49,4 @@ def run(args: argparse.Namespace) -> int:
     if conf["method"]["descriptor_dim"] is None:
         dim = probe_descriptor_dim(load_frozen_extractor(conf["method"]["features"], "cpu"))
         overrides.append(f"method.descriptor_dim={dim}")
-    return train_cmd.run(argparse.Namespace(config=args.config, images=args.images, out=args.out, resume=args.resume, device=args.device, overrides=overrides))
+    return train_cmd.run(argparse.Namespace(**{**vars(args), "overrides": overrides}))

@@ -10,9 +10,15 @@ Images are returned as float32 arrays in ``[0, 1]``: ``H x W x 3`` RGB, or ``H x
 ``gray=True``. EXIF orientation is applied; gray, gray+alpha, RGBA (alpha dropped),
 palette, CMYK, 16-bit and 32-bit images are converted. Any file that cannot be read
 as an image raises :class:`~selfdesc.errors.ImageError` with a one-line message.
+
+Memory: an image of more than :data:`MAX_PIXELS_FULL_SIZE` pixels is never decoded at full
+size. Without a resize it is refused (one line telling the user to pass ``--resize-max``); with
+one it is decoded at a reduced scale (JPEG DCT scaling, else integer box reduction) before the
+final resize, so a 12000 x 9000 photo costs tens of megabytes, not gigabytes.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +33,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tif
 
 # Decompression bombs are errors, not warnings, and truncated files are never padded.
 Image.MAX_IMAGE_PIXELS = 30000 * 30000
+
+#: larger images are only read with a resize (40 MP: 480 MB as float RGB, before any network)
+MAX_PIXELS_FULL_SIZE = 40_000_000
+
+_SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that exchange width and height
 
 
 @dataclass
@@ -79,7 +90,39 @@ def _to_float_array(img: Image.Image, path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _read_file(path: Path) -> np.ndarray:
+def _displayed_size(img: Image.Image) -> tuple[int, int]:
+    """``(W, H)`` of an opened (not yet decoded) image after its EXIF orientation."""
+    w, h = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as exif_transpose does
+        orientation = 1
+    return (h, w) if orientation in _SWAPPED_ORIENTATIONS else (w, h)
+
+
+def _decode(img: Image.Image, path: Path, max_side: int | None) -> np.ndarray:
+    """Decode ``img``; when it is over :data:`MAX_PIXELS_FULL_SIZE`, at a scale whose longest
+    side stays at least ``max_side`` (an error when ``max_side`` is None)."""
+    w, h = _displayed_size(img)
+    if w * h > MAX_PIXELS_FULL_SIZE:
+        if max_side is None:
+            raise ImageError(
+                f"{path}: {w}x{h} pixels ({w * h / 1e6:.0f} MP) is too large to read at full size "
+                f"(limit {MAX_PIXELS_FULL_SIZE / 1e6:.0f} MP); pass --resize-max 1600 (or another longest side)"
+            )
+        factor = max_side / max(w, h)
+        img.draft(None, (math.ceil(img.size[0] * factor), math.ceil(img.size[1] * factor)))  # JPEG only
+    img.load()
+    img = ImageOps.exif_transpose(img)
+    if max_side is not None and img.size[0] * img.size[1] > MAX_PIXELS_FULL_SIZE:
+        reduce = max(img.size) // max_side
+        if reduce > 1:
+            img = img.reduce(reduce)
+    return _to_float_array(img, path)
+
+
+def _read_file(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image as float RGB and its displayed ``(W, H)`` in the file (see :func:`_decode`)."""
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -88,21 +131,22 @@ def _read_file(path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                arr = _to_float_array(img, path)
+                size = _displayed_size(img)
+                arr = _decode(img, path, max_side)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (format not recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{path}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode it; pass --resize-max 1600 (or another longest side)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"{path}: unreadable or truncated image ({msg})") from None
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise ImageError(f"{path}: image is too small ({arr.shape[1]}x{arr.shape[0]} pixels)")
-    return arr
+    return arr, size
 
 
 def resize_image(
@@ -156,12 +200,13 @@ def load_image(
         A :class:`LoadedImage`; ``scale`` maps keypoints back to the original pixels.
 
     Raises:
-        ImageError: missing, unreadable, truncated or non-image file (one-line message).
+        ImageError: missing, unreadable, truncated or non-image file, or an image over
+            :data:`MAX_PIXELS_FULL_SIZE` pixels without ``resize_max``/``size`` (one-line message).
     """
     path = Path(path)
-    arr = _read_file(path)
-    original_size = (int(arr.shape[1]), int(arr.shape[0]))
-    arr, scale = resize_image(arr, resize_max=resize_max, size=size)
+    arr, original_size = _read_file(path, max_side=max(size) if size is not None else resize_max)
+    arr, _ = resize_image(arr, resize_max=resize_max, size=size)
+    scale = (original_size[0] / arr.shape[1], original_size[1] / arr.shape[0])
     if gray:
         arr = rgb_to_gray(arr)
     return LoadedImage(image=arr, original_size=original_size, scale=scale, path=path)

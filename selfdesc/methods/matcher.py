@@ -99,8 +99,8 @@ class MatcherValidation(SyntheticValidation):
     matched by the matcher being trained (``mnn_*``: the same features with mutual nearest
     neighbours, for reference). The frozen features are extracted once, at the first call."""
 
-    def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu") -> None:
-        super().__init__(conf, method_name, run_dir, device)
+    def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu", progress: bool = False) -> None:
+        super().__init__(conf, method_name, run_dir, device, progress)
         self.features: dict[Path, Any] | None = None
         self.baseline: dict[str, float] = {}
 

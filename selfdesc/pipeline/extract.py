@@ -14,7 +14,7 @@ import datetime
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,7 +70,9 @@ class ExtractConfig:
     ``resize_max`` bounds the longest side (never upscales); ``size`` forces ``(W, H)``
     (benchmarks); ``batch_size`` is the number of images each loader worker decodes per
     batch (the extractor itself processes one image at a time); ``checkpoint_every``: images
-    per part file (at most that many are recomputed after a kill).
+    per part file (at most that many are recomputed after a kill); ``skip_unreadable``: an image
+    that cannot be read is left out and reported in :attr:`ExtractSummary.unreadable` instead of
+    stopping the run.
     """
 
     resize_max: int | None = None
@@ -80,11 +82,13 @@ class ExtractConfig:
     num_workers: int = 2
     checkpoint_every: int = 100
     progress: bool = True
+    skip_unreadable: bool = False
 
 
 @dataclass
 class ExtractSummary:
-    """What a run did: images in the folder, already done before, extracted now (all ranks)."""
+    """What a run did: images in the folder, already done before, extracted now (all ranks),
+    and the one-line errors of the images left out (``skip_unreadable``)."""
 
     num_images: int
     num_skipped: int
@@ -92,6 +96,7 @@ class ExtractSummary:
     seconds: float
     images_per_second: float
     written: bool
+    unreadable: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -163,7 +168,8 @@ def extract_features(
         names: optional subset of image names (default: every image under ``root``).
 
     Raises:
-        ImageError: an unreadable image (the images finished before it are kept for a rerun).
+        ImageError: an unreadable image, unless ``config.skip_unreadable`` (the images finished
+            before it are kept for a rerun).
         ConfigError: ``out`` holds features of other settings.
     """
     config = config or ExtractConfig()
@@ -187,13 +193,17 @@ def extract_features(
         pin_memory=use_cuda,
         prefetch_factor=4 if config.num_workers > 0 and len(mine) > 1 else None,
     )
-    t_start, t_first, done = time.time(), None, 0
+    t_start, t_first, done, unreadable = time.time(), None, 0, []
     bar = tqdm(total=len(mine), desc=f"extract {feature}" + (f" [rank {rank}/{world}]" if world > 1 else ""), unit="img", disable=not config.progress or rank != 0)
     try:
         for batch in loader:
             for item in batch:
                 if "error" in item:
-                    raise ImageError(item["error"])
+                    if not config.skip_unreadable:
+                        raise ImageError(item["error"])
+                    unreadable.append(item["error"])
+                    bar.update(1)
+                    continue
                 # the (C, H, W) tensor (pinned for CUDA) goes to the extractor as is
                 loaded = LoadedImage(image=item["image"], original_size=item["original_size"], scale=item["scale"])
                 pred = extractor.extract(loaded)  # type: ignore[arg-type]
@@ -206,7 +216,7 @@ def extract_features(
         bar.close()
         writer.close()
     t_end = time.time()
-    stats = all_gather({"n": done, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start})
+    stats = all_gather({"n": done, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start, "unreadable": unreadable})
     barrier()
     written = writer.finalize() if rank == 0 else False
     barrier()  # the merged file exists for every rank once this returns
@@ -215,7 +225,8 @@ def extract_features(
     steady = total - sum(1 for s in stats if s["n"] > 0)  # the first image of each rank is warm-up
     rate = steady / span if span > 0 and steady > 0 else float("nan")
     seconds = max(s["t_end"] for s in stats) - min(s["t_start"] for s in stats)
-    return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written)
+    skipped = [msg for s in stats for msg in s["unreadable"]]
+    return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written, skipped)
 
 
 __all__ = ["dist_info", "ExtractConfig", "ExtractSummary", "ImageFolderDataset", "extract_features", "image_names", "signature"]

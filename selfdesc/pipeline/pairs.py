@@ -103,8 +103,12 @@ def read_pairs(path: str | Path) -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such pair file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a text pair file (expected lines 'name0 name1')") from None
     pairs = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -10,9 +10,12 @@ constant schedule; mixed precision (bf16 or fp16 with loss scaling); gradient cl
 guard (non-finite losses skip the step; too many in a row abort); tqdm progress; CSV (and
 TensorBoard when installed) logs; periodic validation through a callback; atomic checkpoints;
 ``resume=True`` continues a killed run exactly (same step, optimizer/scheduler/scaler state,
-RNG state and data order); SIGTERM or SIGINT stops the run after the current step with a
-checkpoint (:class:`TrainingStopped`), so ``timeout``/``kill`` lose no steps; multi-GPU through ``torchrun`` (DistributedDataParallel, one
-process per GPU; gloo on CPU).
+RNG state and data order); SIGTERM or SIGINT stops the run within moments wherever it is (loading
+data, in a forward/backward pass, validating; never inside an optimizer update or a checkpoint
+write) and saves the state of the last completed step (:class:`TrainingStopped`), so
+``timeout``/``kill``/Ctrl-C lose at most the step in progress; a ``deadline`` stops the same way
+at a step boundary; DataLoader workers never outnumber the CPU cores; multi-GPU through
+``torchrun`` (DistributedDataParallel, one process per GPU; gloo on CPU).
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import signal
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from selfdesc.config import dump_config
-from selfdesc.errors import ConfigError, SelfdescError
+from selfdesc.errors import ConfigError, SelfdescError, StopRequested
 from selfdesc.io.atomic import write_text_atomic
 from selfdesc.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from selfdesc.training.image_folder import ResumableSampler
@@ -69,22 +73,49 @@ class NonFiniteLossError(SelfdescError):
     """Too many consecutive steps produced a NaN/inf loss or gradient."""
 
 
-class TrainingStopped(SelfdescError):
-    """SIGTERM/SIGINT arrived: the run stopped after a step and saved ``checkpoints/last.pt``."""
+class TrainingStopped(StopRequested):
+    """A requested stop (SIGTERM/SIGINT, or the time limit): ``checkpoints/last.pt`` holds the
+    last completed step. Not an error: ``signum`` is the signal (``None`` for the time limit)."""
+
+
+class _Interrupted(BaseException):
+    """Raised by the signal handler inside an interruptible region (a BaseException, so that
+    no ``except Exception`` in data loading or evaluation code swallows it)."""
 
 
 class _StopSignals:
-    """Within ``with``: SIGTERM and SIGINT set ``requested`` instead of killing the process
-    (handlers are installed only in the main thread; elsewhere this does nothing)."""
+    """Within ``with``: SIGTERM and SIGINT set ``requested`` instead of killing the process; while
+    ``interruptible`` is true the handler also raises :class:`_Interrupted` at once (handlers are
+    installed only in the main thread; elsewhere this does nothing)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self) -> None:
+    def __init__(self, raise_in_regions: bool = True) -> None:
         self.requested: int | None = None
+        self.interruptible = False
+        self.raise_in_regions = raise_in_regions
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = signum
+        if self.interruptible:
+            self.interruptible = False
+            raise _Interrupted
+
+    @contextmanager
+    def region(self) -> Iterator[None]:
+        """Code that a stop signal may abandon midway (it changes no training state). Under DDP
+        (``raise_in_regions`` false) processes stop together at a step boundary instead."""
+        if not self.raise_in_regions:
+            yield
+            return
+        if self.requested is not None:
+            raise _Interrupted
+        self.interruptible = True
+        try:
+            yield
+        finally:
+            self.interruptible = False
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
@@ -94,6 +125,24 @@ class _StopSignals:
     def __exit__(self, *exc: Any) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def loader_workers(requested: int, world_size: int = 1) -> int:
+    """``requested`` DataLoader workers, capped at this process's share of the CPU cores."""
+    return max(0, min(int(requested), available_cores() // max(1, world_size)))
 
 
 def seed_everything(seed: int) -> None:
@@ -170,9 +219,13 @@ class Trainer:
         self.best_score = -math.inf
         self.is_main = self.rank == 0
         self.logger = MetricLogger(self.run_dir, enabled=self.is_main)
+        self._step_rng: dict[str, Any] | None = None
+        self._step_buffers: list[torch.Tensor] | None = None
+        self._pending_validation = False
+        self._timed_out = False
 
     # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, Any]:
+    def state(self, rng: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "model": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -180,7 +233,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "best_score": self.best_score,
-            "rng": rng_state(),
+            "rng": rng if rng is not None else rng_state(),
+            "pending_validation": self._pending_validation,
             "config": self.full_config,
             "world_size": self.world,
         }
@@ -194,11 +248,13 @@ class Trainer:
         self.step = int(state["step"])
         self.best_score = float(state["best_score"])
 
-    def save(self, name: str = "last.pt") -> Path | None:
+    def save(self, name: str = "last.pt", rng: dict[str, Any] | None = None) -> Path | None:
+        """Write the state of the last completed step (``rng``: the RNG snapshot taken then,
+        when the generators have moved on since) to ``checkpoints/name``, on rank 0 only."""
         if not self.is_main:
             return None
         self.logger.flush()
-        return save_checkpoint(self.run_dir / "checkpoints" / name, self.state())
+        return save_checkpoint(self.run_dir / "checkpoints" / name, self.state(rng))
 
     # ------------------------------------------------------------------ loop
     def _loader(self) -> DataLoader:
@@ -209,14 +265,16 @@ class Trainer:
             num_replicas=self.world,
             start=self.step * self.conf.batch_size,
         )
+        workers = loader_workers(self.conf.num_workers, self.world)
         return DataLoader(
             self.dataset,
             batch_size=self.conf.batch_size,
             sampler=sampler,
-            num_workers=self.conf.num_workers,
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
-            persistent_workers=self.conf.num_workers > 0,
+            persistent_workers=workers > 0,
+            worker_init_fn=_ignore_sigint if workers > 0 else None,
         )
 
     def _to_device(self, batch: Any) -> Any:
@@ -245,13 +303,46 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag)
 
-    def fit(self, resume: bool = False) -> dict[str, float]:
-        """Train until ``conf.steps``; returns the last logged metrics. Raises
-        :class:`TrainingStopped` (after saving ``last.pt``) when SIGTERM/SIGINT arrives."""
-        with _StopSignals() as signals:
-            return self._fit(resume, signals)
+    def fit(self, resume: bool = False, max_seconds: float | None = None) -> dict[str, float]:
+        """Train until ``conf.steps`` (or, with ``max_seconds``, until the first step boundary
+        after that much time); returns the last logged metrics. Raises :class:`TrainingStopped`
+        (after saving ``last.pt``) when SIGTERM/SIGINT arrives or the time is up."""
+        with _StopSignals(raise_in_regions=self.world == 1) as signals:
+            try:
+                return self._fit(resume, signals, max_seconds)
+            except _Interrupted:
+                self.logger.truncate(self.step)  # nothing of the abandoned step is kept
+                if self._step_buffers is not None:  # e.g. BatchNorm statistics its forward pass moved
+                    with torch.no_grad():
+                        for buffer, saved in zip(self.method.buffers(), self._step_buffers):
+                            buffer.copy_(saved)
+                self.save("last.pt", self._step_rng)
+                raise self._stopped(signals) from None
 
-    def _fit(self, resume: bool, signals: _StopSignals) -> dict[str, float]:
+    def _stopped(self, signals: _StopSignals) -> TrainingStopped:
+        if signals.requested is None and self._timed_out:
+            why = "the time limit"
+        else:
+            why = signal.Signals(signals.requested).name if signals.requested else "a stop signal on another process"
+        return TrainingStopped(f"{self.run_dir}: stopped by {why} at step {self.step}; checkpoint saved, continue with --resume", signals.requested)
+
+    def _validate(self, signals: _StopSignals) -> None:
+        """Validation at ``self.step``: interruptible, and RNG-neutral (a resumed run that repeats
+        it draws the same numbers as one that never stopped)."""
+        saved_rng = rng_state()
+        self._pending_validation = True
+        self.method.eval()
+        with signals.region(), torch.no_grad():
+            scores = self.validate(self.method)  # type: ignore[misc]
+        self.method.train()
+        set_rng_state(saved_rng)
+        self._pending_validation = False
+        self.logger.log(self.step, {f"val/{k}": v for k, v in scores.items()})
+        if scores.get("score", -math.inf) > self.best_score:
+            self.best_score = scores["score"]
+            self.save("best.pt")
+
+    def _fit(self, resume: bool, signals: _StopSignals, max_seconds: float | None) -> dict[str, float]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(self.conf.seed + self.rank)
         saved: dict[str, Any] | None = None
@@ -267,25 +358,39 @@ class Trainer:
         if self.is_main:
             write_text_atomic(self.run_dir / "config.yaml", dump_config(self.full_config))
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.conf.precision)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         bad_in_a_row = 0
         last: dict[str, float] = {}
         self.method.train()
-        bar = tqdm(total=self.conf.steps, initial=self.step, disable=not (self.conf.progress and self.is_main), unit="step")
+        bar = tqdm(total=self.conf.steps, initial=self.step, disable=not (self.conf.progress and self.is_main), unit="step", dynamic_ncols=True)
+        bar.set_description("loading")
         batches = iter(self._loader())  # creating the iterator draws worker seeds from the global RNG
         if saved is not None and saved.get("world_size", 1) == self.world:
             set_rng_state(saved["rng"])  # ... so the saved RNG state is restored after it
-        t0 = time.perf_counter()
-        for batch in batches:
-            if self.step >= self.conf.steps:
-                break
-            batch = self._to_device(batch)
-            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                out = self.model(batch)
-            loss = out["loss"].float()
-            self.optimizer.zero_grad(set_to_none=True)
-            finite = self._all_finite(loss)
-            if finite:
-                self.scaler.scale(loss).backward()
+        self._step_rng = rng_state()
+        if saved is not None and saved.get("pending_validation") and self.validate is not None and self.is_main:
+            self._validate(signals)  # the validation a stop interrupted
+        t0 = started = time.perf_counter()
+        first_step = self.step
+        while self.step < self.conf.steps:
+            self._step_rng = rng_state()  # what a checkpoint of the last completed step holds
+            if signals.raise_in_regions:
+                self._step_buffers = [b.detach().clone() for b in self.method.buffers()]
+            with signals.region():
+                bar.set_description("loading")
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                bar.set_description("training")
+                batch = self._to_device(batch)
+                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    out = self.model(batch)
+                loss = out["loss"].float()
+                self.optimizer.zero_grad(set_to_none=True)
+                finite = self._all_finite(loss)
+                if finite:
+                    self.scaler.scale(loss).backward()
+            if finite:  # from here on the step changes the training state: not interruptible
                 self.scaler.unscale_(self.optimizer)
                 grads = [p.grad for p in self.method.parameters() if p.grad is not None]
                 norm = torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.conf.grad_clip or math.inf) if grads else torch.zeros(())
@@ -307,7 +412,12 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.scheduler.step()
             self.step += 1
+            self._step_buffers = None
             bar.update(1)
+            if self.step - first_step == 3 and not bar.disable:
+                per_step = (time.perf_counter() - started) / 3
+                left = (self.conf.steps - self.step) * per_step
+                bar.write(f"about {per_step:.1f} s per step: {self.conf.steps - self.step} steps left, about {_duration(left)} (Ctrl-C stops with a checkpoint)")
             if self.step % self.conf.log_every == 0 or self.step == self.conf.steps:
                 last = {k: float(v.detach().float()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
                 last.update(lr=self.scheduler.get_last_lr()[0], skipped=float(not finite), steps_per_s=self.conf.log_every / max(1e-9, time.perf_counter() - t0))
@@ -315,24 +425,28 @@ class Trainer:
                 self.logger.log(self.step, last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}")
             if self.validate is not None and self.is_main and (self.step % self.conf.validate_every == 0 or self.step == self.conf.steps):
-                self.method.eval()
-                with torch.no_grad():
-                    scores = self.validate(self.method)
-                self.method.train()
-                self.logger.log(self.step, {f"val/{k}": v for k, v in scores.items()})
-                if scores.get("score", -math.inf) > self.best_score:
-                    self.best_score = scores["score"]
-                    self.save("best.pt")
-            stop = self.step < self.conf.steps and self._stop_requested(signals)
+                self._step_rng = rng_state()
+                bar.set_description("validating")
+                self._validate(signals)
+            self._timed_out = deadline is not None and time.monotonic() >= deadline
+            stop = self.step < self.conf.steps and (self._stop_requested(signals) or self._timed_out)
             if stop or self.step % self.conf.checkpoint_every == 0 or self.step == self.conf.steps:
                 self.save("last.pt")
             if stop:
                 bar.close()
                 self.logger.flush()
-                name = signal.Signals(signals.requested).name if signals.requested else "a stop signal on another process"
-                raise TrainingStopped(f"{self.run_dir}: stopped by {name} at step {self.step}; checkpoint saved, continue with --resume")
+                raise self._stopped(signals)
         bar.close()
         self.logger.flush()
         if self.world > 1:
             dist.barrier()
         return last
+
+
+def _duration(seconds: float) -> str:
+    """``"42 s"``, ``"7 min"`` or ``"3 h 20 min"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"

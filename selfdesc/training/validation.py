@@ -40,9 +40,10 @@ SCORES = ("mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3")
 
 
 class SyntheticValidation:
-    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3", "num_matches", "score"}`` for the trainer."""
+    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3", "num_matches", "score"}`` for the trainer
+    (``progress``: show extraction and matching progress bars while it runs)."""
 
-    def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu", progress: bool = False) -> None:
         from selfdesc.datasets.hpatches import load_hpatches
         from selfdesc.datasets.synth import build_synthetic, is_synthetic
 
@@ -50,7 +51,7 @@ class SyntheticValidation:
             raise ConfigError("validation needs val.images (a folder of base images not used for training)")
         if conf.score not in SCORES:
             raise ConfigError(f"unknown validation score '{conf.score}' ({', '.join(SCORES)})")
-        self.conf, self.method_name, self.device = conf, method_name, device
+        self.conf, self.method_name, self.device, self.progress = conf, method_name, device, progress
         self.run_dir = Path(run_dir)
         bench = self.run_dir / "validation-synth"
         if not is_synthetic(bench):
@@ -65,7 +66,7 @@ class SyntheticValidation:
         exported = method.export()
         save_model_file(path, method=self.method_name, conf=exported["conf"], state_dict=exported["state_dict"], meta={"purpose": "validation"})
         config = HomographyBenchmarkConfig(max_keypoints=self.conf.max_keypoints, device=self.device)
-        overall = run_homography_benchmark([str(path)], self.pairs, config, progress=False).results[str(path)]["overall"]
+        overall = run_homography_benchmark([str(path)], self.pairs, config, progress=self.progress).results[str(path)]["overall"]
         scores = {f"mma@{t}": float(overall["mma"][t]) for t in ("1", "3", "5")}
         scores["ha@3"] = float(overall["homography_accuracy"]["3"])
         scores["mma@1+3"] = 0.5 * (scores["mma@1"] + scores["mma@3"])
