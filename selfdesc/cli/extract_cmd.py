@@ -2,10 +2,13 @@
 
     selfdesc extract --features NAME|MODEL.pt --images DIR --out features.h5
         [--max-keypoints N] [--resize MAX_SIDE] [--fp16] [--device cpu|cuda]
-        [--batch-size B] [--workers W] [--checkpoint-every N] [--quiet]
+        [--batch-size B] [--workers W] [--precision fp32|bf16] [--checkpoint-every N] [--quiet]
 
 Resumable: images already in the file (or in finished parts of an interrupted run) are
-skipped, and the file is replaced atomically, so it is never left half-written. On several
+skipped, and the file is replaced atomically, so it is never left half-written. Images of one
+size go through the network --batch-size at a time; decoding (--workers processes) and HDF5
+writing (a background thread) overlap it. An image that cannot be decoded does not stop the
+others: each is named at the end and the exit status is 2 (rerun to retry them). On several
 GPUs, run under torchrun (one process per GPU, each on its own shard; rank 0 merges):
 
     torchrun --nproc_per_node 2 -m selfdesc extract --device cuda ...
@@ -13,6 +16,7 @@ GPUs, run under torchrun (one process per GPU, each on its own shard; rank 0 mer
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", type=int, default=None, metavar="MAX_SIDE", help="resize so the longest side is at most MAX_SIDE (keypoints are stored in original pixels)")
     p.add_argument("--fp16", action="store_true", help="store descriptors as float16")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda under torchrun: cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=int, default=4, help="images decoded per loader batch")
-    p.add_argument("--workers", type=int, default=2, help="image-decoding worker processes (0: decode in the main process)")
+    p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 4 on the CPU)")
+    p.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: the cores less two, 1 to 12; 0: decode in the main process)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on the device (see docs/extract_speed.md for its tolerance)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        precision=args.precision,
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
     )
@@ -58,4 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if rank == 0:
         rate = f", {s.images_per_second:.2f} images/s" if s.num_extracted > 1 else ""
         print(f"{args.out}: {s.num_images} images ({s.num_skipped} already there, {s.num_extracted} extracted in {s.seconds:.1f} s{rate})")
+        for message in s.failed[1:]:  # the first is in the error line
+            print(f"selfdesc: skipped: {message}", file=sys.stderr)
+    s.raise_failed(args.out)
     return 0

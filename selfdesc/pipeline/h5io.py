@@ -222,7 +222,7 @@ class PartedWriter:
         self.parts_dir = self.out.parent / f".{self.out.name}.parts"
         self._part: Any = None
         self._part_tmp: Path | None = None
-        self._in_part = 0
+        self._in_part_names: list[str] = []  # the groups of the part in progress
         for stale in self.parts_dir.glob(f"part-r{rank}-*.tmp"):  # a killed run's unfinished part
             stale.unlink()
         self.done: set[str] = set()
@@ -263,8 +263,8 @@ class PartedWriter:
         for key, value in (attrs or {}).items():
             g.attrs[key] = value
         self.done.add(name)
-        self._in_part += 1
-        if self._in_part >= self.every:
+        self._in_part_names.append(name)
+        if len(self._in_part_names) >= self.every:
             self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -274,7 +274,7 @@ class PartedWriter:
         self._part.close()
         assert self._part_tmp is not None
         os.replace(self._part_tmp, self._part_tmp.with_suffix(""))
-        self._part, self._part_tmp, self._in_part = None, None, 0
+        self._part, self._part_tmp, self._in_part_names = None, None, []
 
     def finalize(self) -> bool:
         """Checkpoint, then merge the output and all parts into the output (atomically).
@@ -309,6 +309,19 @@ class PartedWriter:
     def close(self) -> None:
         """Checkpoint what is in progress (use on errors: nothing finished is lost)."""
         self.checkpoint()
+
+    def abort(self) -> None:
+        """Discard the part in progress (after a failed write: it may hold an incomplete group)."""
+        if self._part is None:
+            return
+        try:
+            self._part.close()
+        finally:
+            assert self._part_tmp is not None
+            self._part_tmp.unlink(missing_ok=True)
+            for name in self._in_part_names:
+                self.done.discard(name)
+            self._part, self._part_tmp, self._in_part_names = None, None, []
 
 
 def check_names(names: Iterable[str]) -> None:
