@@ -82,11 +82,25 @@ def default_batch_size(device: torch.device | str) -> int:
     return DEFAULT_BATCH_SIZE["cuda" if torch.device(device).type == "cuda" else "cpu"]
 
 
+def _cores() -> int:
+    """CPU cores of this process's share of the host (one share per torchrun process)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+
+
 def default_num_workers() -> int:
     """Decoding workers per process: the cores of this process's share of the host less two
     (the main thread and the pin-memory / writer threads), between 1 and 12."""
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return max(1, min(12, (os.cpu_count() or 2) // max(1, local_world) - 2))
+    return max(1, min(12, _cores() - 2))
+
+
+def default_cpu_threads(num_workers: int) -> int:
+    """Torch intra-op threads for extraction on the CPU: the cores the decoding workers leave, at least 1.
+
+    More threads than free cores makes every operation wait for a busy core: on this project's
+    2-core machine a small network ran ~10x slower with 2 threads than with 1 next to a worker.
+    """
+    return max(1, _cores() - num_workers)
 
 
 @dataclass
@@ -97,7 +111,9 @@ class ExtractConfig:
     (benchmarks); ``batch_size``: images of one size per network batch (``None``:
     :func:`default_batch_size`); ``num_workers``: decoding processes (``None``:
     :func:`default_num_workers`; 0 decodes in the main process); ``precision``: ``fp32`` or
-    ``bf16`` (autocast on the device; recorded in the file's settings); ``write_queue``: images
+    ``bf16`` (autocast on the device; recorded in the file's settings); ``threads``: torch
+    intra-op threads while extracting on the CPU (``None``: :func:`default_cpu_threads`; the
+    previous setting is restored afterwards); ``write_queue``: images
     that may wait for the writer thread (0: write in the main thread); ``checkpoint_every``:
     images per part file (at most that many are recomputed after a kill); ``profile``:
     synchronise the device between steps and time each (:attr:`ExtractSummary.stages`; slower).
@@ -109,6 +125,7 @@ class ExtractConfig:
     batch_size: int | None = None
     num_workers: int | None = None
     precision: str = "fp32"
+    threads: int | None = None
     write_queue: int = 64
     checkpoint_every: int = 100
     progress: bool = True
@@ -317,6 +334,9 @@ def extract_features(
     )
     clock = _Clock(extractor.device, config.profile)
     failed: list[str] = []
+    threads_before = torch.get_num_threads()
+    if extractor.device.type == "cpu":
+        torch.set_num_threads(config.threads or default_cpu_threads(workers))
     writer = BackgroundWriter(parted, config.fp16, config.write_queue)
     t_start, t_first, done, warmup = time.time(), None, 0, 0
     bar = tqdm(total=len(mine), desc=f"extract {feature}" + (f" [rank {rank}/{world}]" if world > 1 else ""), unit="img", disable=not config.progress or rank != 0)
@@ -342,6 +362,7 @@ def extract_features(
                 bar.update(len(batch))
     finally:
         bar.close()
+        torch.set_num_threads(threads_before)
         writer.close()
     t_end = time.time()
     clock.add("write", writer.write_seconds)
@@ -370,6 +391,7 @@ __all__ = [
     "ExtractSummary",
     "ImageFolderDataset",
     "default_batch_size",
+    "default_cpu_threads",
     "default_num_workers",
     "dist_info",
     "extract_features",
