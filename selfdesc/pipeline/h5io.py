@@ -142,7 +142,7 @@ def feature_group(pred: dict[str, Any], image_size: tuple[int, int], fp16: bool 
     return {
         "keypoints": np.asarray(pred["keypoints"], np.float32).reshape(-1, 2),
         "scores": np.asarray(pred["scores"], np.float32).reshape(-1),
-        "descriptors": np.ascontiguousarray(desc.T.astype(np.float16 if fp16 else np.float32)),
+        "descriptors": np.ascontiguousarray(desc.T, dtype=np.float16 if fp16 else np.float32),
         "image_size": np.asarray(image_size, np.int32).reshape(2),
     }
 
@@ -254,7 +254,8 @@ class PartedWriter:
 
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             self._part_tmp = self.parts_dir / f"part-r{self.rank}-{uuid.uuid4().hex[:12]}.h5.tmp"
-            self._part = h5py.File(self._part_tmp, "w")
+            # parts are internal: the newest HDF5 format writes a group ~3x faster (the merged output keeps the default format)
+            self._part = h5py.File(self._part_tmp, "w", libver="latest")
             self._part.attrs["format"] = self.fmt
             self._part.attrs["signature"] = self.signature
         g = self._part.create_group(name)
