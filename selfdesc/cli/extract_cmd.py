@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", type=int, default=None, metavar="MAX_SIDE", help="resize so the longest side is at most MAX_SIDE (keypoints are stored in original pixels)")
     p.add_argument("--fp16", action="store_true", help="store descriptors as float16")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda under torchrun: cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 4 on the CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 1 on the CPU)")
     p.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: the cores less two, 1 to 12; 0: decode in the main process)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on the device (see docs/extract_speed.md for its tolerance)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")

@@ -74,7 +74,7 @@ def all_gather(obj: Any) -> list[Any]:
 
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
-DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 4}
+DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 1}
 
 
 def default_batch_size(device: torch.device | str) -> int:
