@@ -2,10 +2,13 @@
 
     selfdesc extract --features NAME|MODEL.pt --images DIR --out features.h5
         [--max-keypoints N] [--resize MAX_SIDE] [--fp16] [--device cpu|cuda]
-        [--batch-size B] [--workers W] [--checkpoint-every N] [--quiet]
+        [--batch-size B] [--workers W] [--precision fp32|bf16] [--checkpoint-every N] [--quiet]
 
 Resumable: images already in the file (or in finished parts of an interrupted run) are
-skipped, and the file is replaced atomically, so it is never left half-written. On several
+skipped, and the file is replaced atomically, so it is never left half-written. Images of one
+size go through the network --batch-size at a time; decoding (--workers processes) and HDF5
+writing (a background thread) overlap it. An image that cannot be decoded does not stop the
+others: each is named at the end and the exit status is 2 (rerun to retry them). On several
 GPUs, run under torchrun (one process per GPU, each on its own shard; rank 0 merges):
 
     torchrun --nproc_per_node 2 -m selfdesc extract --device cuda ...
@@ -13,6 +16,7 @@ GPUs, run under torchrun (one process per GPU, each on its own shard; rank 0 mer
 from __future__ import annotations
 
 import argparse
+import sys
 
 from selfdesc.cli.common import add_command, add_resize_option
 
@@ -29,11 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_resize_option(p, "extract on images resized")
     p.add_argument("--fp16", action="store_true", help="store descriptors as float16")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda under torchrun: cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=int, default=4, help="images decoded per loader batch")
-    p.add_argument("--workers", type=int, default=2, help="image-decoding worker processes (0: decode in the main process)")
+    p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 1 on the CPU)")
+    p.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: the cores less two, 1 to 12; 0: decode in the main process)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on the device (see docs/extract_speed.md for its tolerance)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
-    p.add_argument("--skip-unreadable", action="store_true", help="leave out images that cannot be read and list them at the end (default: stop at the first)")
+    p.add_argument("--skip-unreadable", action="store_true", help="images that cannot be read are listed and the run exits 0 (default: the others are extracted, then exit status 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -41,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from selfdesc.api import load
     from selfdesc.cli.common import check_device, check_output_file, positive
-    from selfdesc.errors import ImageError
     from selfdesc.pipeline.extract import ExtractConfig, dist_info, extract_features, image_names
 
     device = check_device(args.device)
@@ -61,17 +65,16 @@ def run(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        precision=args.precision,
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
-        skip_unreadable=args.skip_unreadable,
     )
     s = extract_features(extractor, args.features, args.images, args.out, config)
     if rank == 0:
         rate = f", {s.images_per_second:.2f} images/s" if s.num_extracted > 1 else ""
         print(f"{args.out}: {s.num_images} images ({s.num_skipped} already there, {s.num_extracted} extracted in {s.seconds:.1f} s{rate})")
-        if s.unreadable:
-            print(f"left out {len(s.unreadable)} unreadable image(s):")
-            print("\n".join(f"  {message}" for message in s.unreadable))
-            if s.num_extracted + s.num_skipped == 0:
-                raise ImageError(f"{args.images}: none of the {s.num_images} images could be read")
+        for message in s.failed if args.skip_unreadable else s.failed[1:]:  # without the flag the first is in the error line
+            print(f"selfdesc: skipped: {message}", file=sys.stderr)
+    if not args.skip_unreadable:
+        s.raise_failed(args.out)
     return 0

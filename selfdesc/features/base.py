@@ -12,11 +12,20 @@ is dict-in / dict-out::
 :class:`~selfdesc.io.image.LoadedImage` or a path, runs on the module's device, keeps the
 top ``max_keypoints`` by score, maps keypoints back to the original image, and returns
 CPU tensors plus ``image_size`` ``(W, H)``.
+
+Batches: ``extract_batch`` takes several images of one size and is the same computation as
+``extract`` one image at a time, in three steps a pipeline can time or overlap separately:
+:meth:`Extractor.to_device` (host to device), :meth:`Extractor.forward_batch` (network and
+keypoint selection on the device) and :meth:`Extractor.to_host` (one device-to-host copy per
+output for the whole batch). Extractors that can run a batch at once override
+``_extract_batch``; the others (OpenCV) implement ``_extract`` and run one image at a time.
+``precision="bf16"`` runs the step on the device under ``torch.autocast`` (bfloat16).
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -56,38 +65,114 @@ class Extractor(nn.Module):
         """``image`` ``(1, C, H, W)`` on the module device -> keypoints / scores / descriptors."""
         raise NotImplementedError
 
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """``images`` ``(B, C, H, W)`` on the module device -> one prediction per image.
+
+        The default runs ``_extract`` one image at a time; extractors that batch override it.
+        """
+        return [self._extract(images[i : i + 1]) for i in range(images.shape[0])]
+
+    def _network(self, images: torch.Tensor) -> Any:
+        """The dense network part of ``_extract_batch`` alone (profiling); ``None`` when there is none."""
+        return None
+
+    @property
+    def batches(self) -> bool:
+        """True when ``_extract_batch`` runs a whole batch through the network at once."""
+        return type(self)._extract_batch is not Extractor._extract_batch
+
     @property
     def device(self) -> torch.device:
         return self._device_anchor.device
+
+    def _channels(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB -> gray (ITU-R 601) for gray models, gray -> RGB for colour models; ``(B, C, H, W)``."""
+        if self.grayscale and images.shape[1] == 3:
+            return (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if not self.grayscale and images.shape[1] == 1:
+            return images.expand(-1, 3, -1, -1)
+        return images
 
     def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         image = data["image"]
         if image.ndim != 4 or image.shape[0] != 1:
             raise ValueError(f"expected image of shape (1, C, H, W), got {tuple(image.shape)}")
-        if self.grayscale and image.shape[1] == 3:
-            image = (image * image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif not self.grayscale and image.shape[1] == 1:
-            image = image.expand(-1, 3, -1, -1)
-        pred = self._extract(image)
-        return select_top_k(pred, self.conf["max_keypoints"])
+        return self.forward_batch(image)[0]
+
+    def forward_batch(self, images: torch.Tensor, precision: str = "fp32") -> list[dict[str, torch.Tensor]]:
+        """``images`` ``(B, C, H, W)`` in [0, 1] on the module device -> per image, on the device,
+        the top ``max_keypoints`` ``keypoints`` ``(N, 2)`` (x, y, pixel centres of ``images``),
+        ``scores`` ``(N,)`` and ``descriptors`` ``(N, D)``."""
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
+        with autocast(self.device, precision):
+            preds = self._extract_batch(self._channels(images))
+        return [select_top_k(p, self.conf["max_keypoints"]) for p in preds]
+
+    def network(self, images: torch.Tensor, precision: str = "fp32") -> Any:
+        """The dense network alone on ``(B, C, H, W)`` images (``None`` when the extractor has none)."""
+        with autocast(self.device, precision):
+            return self._network(self._channels(images))
+
+    def to_device(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Same-size float ``(C, H, W)`` or ``(1, C, H, W)`` CPU tensors in [0, 1] (pinned ones are
+        copied asynchronously) -> one ``(B, C, H, W)`` float32 tensor on the module device."""
+        moved = [t.to(self.device, non_blocking=True).reshape(t.shape[-3:]) for t in images]
+        return torch.stack(moved).float()
+
+    @staticmethod
+    def to_host(
+        preds: Sequence[dict[str, torch.Tensor]],
+        scales: Sequence[tuple[float, float]],
+        sizes: Sequence[tuple[int, int]],
+    ) -> list[dict[str, torch.Tensor]]:
+        """Device predictions -> float32 CPU tensors, one copy per output for the whole batch;
+        keypoints mapped by ``scales`` ``(sx, sy)`` to the original images of ``sizes`` ``(W, H)``."""
+        counts = [int(p["keypoints"].shape[0]) for p in preds]
+        host: list[dict[str, torch.Tensor]] = [{} for _ in preds]
+        for key in preds[0] if preds else ():
+            values = [p[key] for p in preds]
+            if all(v.ndim >= 1 and v.shape[0] == n for v, n in zip(values, counts)):
+                parts = torch.cat([v.detach().float() for v in values]).cpu().split(counts)
+            else:
+                parts = tuple(v.detach().float().cpu() for v in values)
+            for out, part in zip(host, parts):
+                out[key] = part
+        for out, scale, size in zip(host, scales, sizes):
+            if tuple(scale) != (1.0, 1.0):
+                out["keypoints"] = torch.from_numpy(rescale_keypoints(out["keypoints"].numpy(), tuple(scale)))
+            out["image_size"] = torch.tensor(tuple(size))
+        return host
+
+    @torch.no_grad()
+    def extract_batch(self, images: Sequence[LoadedImage], precision: str = "fp32") -> list[dict[str, torch.Tensor]]:
+        """Extract features from same-size images at once: ``extract`` of each, as a list."""
+        tensors = [to_tensor(im.image) for im in images]
+        preds = self.forward_batch(self.to_device(tensors), precision)
+        return self.to_host(preds, [im.scale for im in images], [im.original_size for im in images])
 
     @torch.no_grad()
     def extract(self, image: np.ndarray | torch.Tensor | LoadedImage | str | Path) -> dict[str, torch.Tensor]:
         """Extract features from one image (see module docstring for the output)."""
         if isinstance(image, (str, Path)):
             image = load_image(image, resize_max=self.conf["resize_max"])
-        scale: tuple[float, float] = (1.0, 1.0)
-        size: tuple[int, int] | None = None
-        if isinstance(image, LoadedImage):
-            scale, size, image = image.scale, image.original_size, image.image
-        tensor = to_tensor(image).to(self.device)
-        if size is None:
-            size = (int(tensor.shape[-1]), int(tensor.shape[-2]))
-        pred = {k: v.detach().float().cpu() for k, v in self({"image": tensor}).items()}
-        if scale != (1.0, 1.0):
-            pred["keypoints"] = torch.from_numpy(rescale_keypoints(pred["keypoints"].numpy(), scale))
-        pred["image_size"] = torch.tensor(size)
-        return pred
+        if not isinstance(image, LoadedImage):
+            tensor = to_tensor(image)
+            image = LoadedImage(image=tensor, original_size=(int(tensor.shape[-1]), int(tensor.shape[-2])), scale=(1.0, 1.0))  # type: ignore[arg-type]
+        return self.extract_batch([image])[0]
+
+
+#: values of the ``precision`` arguments
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 on ``device`` for ``"bf16"``; nothing for ``"fp32"``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,9 @@ a 5x5 NMS with score > 0 (the DISK HPatches cache used a 1024 px long side and 2
 keypoints; set ``resize_max`` / ``max_keypoints`` for that); ALIKED-n16 with score threshold
 0.2, NMS radius 2 and at most 5000 keypoints; XFeat top-k 4096 with threshold 0.05.
 ``resize_max`` is None (full resolution) for all three: the caller decides.
+
+All three run a batch of same-size images through kornia at once (``_extract_batch``);
+``_network`` is the dense network alone (for profiling).
 """
 from __future__ import annotations
 
@@ -85,20 +88,25 @@ class DISK(_KorniaPeer):
         load_weights(self.net, weight_file(conf["weights"], conf["weights_dir"], self.name), key="extractor")
         self.net.eval()
 
-    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = images.shape[-2:]
+        padded = F.pad(images, (0, -w % 16, 0, -h % 16))
+        return self.net.heatmap_and_dense_descriptors(padded)
+
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         c = self.conf
-        if max(image.shape[-2:]) <= 16:
+        if max(images.shape[-2:]) <= 16:
             # the U-Net's instance norms need more than one pixel at 1/16 resolution
-            empty = image.new_zeros((0, 2))
-            return self._finish(empty, empty[:, 0], image.new_zeros((0, self.net.desc_dim)))
+            empty = images.new_zeros((0, 2))
+            return [self._finish(empty, empty[:, 0], empty.new_zeros((0, self.net.desc_dim)))] * images.shape[0]
         feats = self.net(
-            image,
+            images,
             n=c["num_keypoints"],
             window_size=int(c["window_size"]),
             score_threshold=float(c["score_threshold"]),
             pad_if_not_divisible=True,
-        )[0]
-        return self._finish(feats.keypoints, feats.detection_scores, feats.descriptors)
+        )
+        return [self._finish(f.keypoints, f.detection_scores, f.descriptors) for f in feats]
 
 
 class ALIKED(_KorniaPeer):
@@ -128,9 +136,11 @@ class ALIKED(_KorniaPeer):
         load_weights(self.net, path, allowed_missing=("dkd.hw_grid",))
         self.net.eval()
 
-    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.net(image)[0]
-        return self._finish(feats.keypoints, feats.keypoint_scores, feats.descriptors)
+    def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.extract_dense_map(images)
+
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return [self._finish(f.keypoints, f.keypoint_scores, f.descriptors) for f in self.net(images)]
 
 
 class XFeat(_KorniaPeer):
@@ -149,13 +159,15 @@ class XFeat(_KorniaPeer):
         load_weights(self.net.net, weight_file(conf["weights"], conf["weights_dir"], self.name))
         self.net.eval()
 
-    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = image.shape[-2:]
-        feats = self.net.detectAndCompute(image)[0]
+    def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net.net(self.net._preprocess_tensor(images)[0])
+
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        h, w = images.shape[-2:]
+        feats = self.net.detectAndCompute(images)
         # kornia reports resized pixel i at i * W / W'; its centre is at (i + 0.5) * W / W' - 0.5
-        ratio = torch.tensor([w / max(32, w // 32 * 32), h / max(32, h // 32 * 32)], device=image.device)
-        keypoints = feats["keypoints"].clone() + 0.5 * (ratio - 1)
-        return self._finish(keypoints, feats["scores"].clone(), feats["descriptors"].clone())
+        ratio = torch.tensor([w / max(32, w // 32 * 32), h / max(32, h // 32 * 32)], device=images.device)
+        return [self._finish(f["keypoints"] + 0.5 * (ratio - 1), f["scores"], f["descriptors"]) for f in feats]
 
 
 __all__ = ["DISK", "ALIKED", "XFeat", "load_weights"]

@@ -20,7 +20,7 @@ true position.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -93,30 +93,47 @@ class R2D2(Extractor):
             if conf[key] is None:
                 conf[key] = value
 
-    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _levels(self, images: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The used pyramid levels of ``(B, C, H, W)`` images, from scale 1 down."""
         c = self.conf
-        H, W = image.shape[-2:]
+        H, W = images.shape[-2:]
         levels = pyramid_levels(H, W, c["scale_f"], c["min_scale"], c["max_scale"], c["min_size"], c["max_size"])
-        keypoints, scores, descriptors = [], [], []
-        img = image.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU
+        img = images.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU
         for _, h, w, used in levels:
             if (h, w) != tuple(img.shape[-2:]):
                 img = F.interpolate(img, (h, w), mode="bilinear", align_corners=False)
-            if not used:
-                continue
+            if used:
+                yield img
+
+    def _network(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return [self.net({"image": img}) for img in self._levels(images)]
+
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        c = self.conf
+        H, W = images.shape[-2:]
+        index, keypoints, scores, descriptors = [], [], [], []
+        for img in self._levels(images):
+            h, w = img.shape[-2:]
             out = self.net({"image": img})
-            rel, rep = out["reliability"][0, 0], out["repeatability"][0, 0]
-            peaks = dense_nms_mask(out["repeatability"], radius=1)[0, 0]
+            rel, rep = out["reliability"][:, 0], out["repeatability"][:, 0]
+            peaks = dense_nms_mask(out["repeatability"], radius=1)[:, 0]
             peaks &= (rep >= c["repeatability_thr"]) & (rel >= c["reliability_thr"])
-            y, x = torch.nonzero(peaks, as_tuple=True)
+            b, y, x = torch.nonzero(peaks, as_tuple=True)  # image by image, raster order within each
             xy = torch.stack([x, y], dim=1).float()
+            index.append(b)
             keypoints.append((xy + 0.5) * xy.new_tensor([W / w, H / h]) - 0.5)
-            scores.append(rel[y, x] * rep[y, x])
-            descriptors.append(out["descriptors"][0][:, y, x].t())
-        if not keypoints:
-            dim = int(self.net.conf["dim"])
-            return {"keypoints": image.new_zeros((0, 2)), "scores": image.new_zeros(0), "descriptors": image.new_zeros((0, dim))}
-        return {"keypoints": torch.cat(keypoints), "scores": torch.cat(scores), "descriptors": torch.cat(descriptors)}
+            scores.append((rel[b, y, x] * rep[b, y, x]).float())
+            descriptors.append(out["descriptors"][b, :, y, x].float())
+        dim = int(self.net.conf["dim"])
+        if not index:
+            empty = {"keypoints": images.new_zeros((0, 2)), "scores": images.new_zeros(0), "descriptors": images.new_zeros((0, dim))}
+            return [dict(empty) for _ in range(images.shape[0])]
+        # per image: level by level, raster order within a level (a stable sort by image index)
+        b = torch.cat(index)
+        order = torch.sort(b, stable=True).indices
+        counts = torch.bincount(b, minlength=images.shape[0]).tolist()
+        parts = [torch.cat(v)[order].split(counts) for v in (keypoints, scores, descriptors)]
+        return [{"keypoints": k, "scores": s, "descriptors": d} for k, s, d in zip(*parts)]
 
 
 __all__ = ["R2D2", "VARIANTS", "pyramid_levels"]

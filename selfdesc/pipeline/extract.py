@@ -1,31 +1,41 @@
 """Extract features for a folder of images into an hloc-compatible features.h5, at scale.
 
-* images are decoded (and resized) by ``num_workers`` DataLoader workers ahead of the model;
-* the output is resumable and crash-safe (:class:`~selfdesc.pipeline.h5io.PartedWriter`):
-  images already in the file, or in a finished part of an interrupted run, are skipped;
+* images are decoded (and resized) by ``num_workers`` DataLoader workers ahead of the model
+  (pinned memory on CUDA); a file that cannot be decoded is reported at the end
+  (:attr:`ExtractSummary.failed`) and does not stop the other images;
+* images of one size (after resizing) go through the extractor ``batch_size`` at a time
+  (:meth:`~selfdesc.features.base.Extractor.forward_batch`: network and keypoint selection on
+  the device; extractors that cannot batch, like OpenCV's, run one image at a time);
+* features are written by a background thread behind a bounded queue
+  (:class:`~selfdesc.pipeline.background.BackgroundWriter`); the output is resumable and
+  crash-safe (:class:`~selfdesc.pipeline.h5io.PartedWriter`): images already in the file, or in
+  a finished part of an interrupted run, are skipped;
 * under ``torchrun`` (``WORLD_SIZE > 1``) each rank extracts every ``WORLD_SIZE``-th remaining
   image on ``cuda:LOCAL_RANK`` into its own part files, and rank 0 merges them at the end.
 
 Keypoints are stored in original-image pixels (pixel-centre convention) whatever ``resize_max``.
+Batching does not change the features beyond float rounding (tested to 1e-4 in fp32).
 """
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from selfdesc.errors import ImageError
-from selfdesc.features.base import Extractor
-from selfdesc.io.image import LoadedImage, list_images, load_image
-from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, FEATURES_FORMAT, PartedWriter, check_names, feature_group
+from selfdesc.errors import ConfigError, ImageError
+from selfdesc.features.base import PRECISIONS, Extractor
+from selfdesc.io.image import list_images, load_image
+from selfdesc.pipeline.background import BackgroundWriter
+from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, FEATURES_FORMAT, PartedWriter, check_names
 
 
 def dist_info() -> tuple[int, int, int]:
@@ -63,32 +73,76 @@ def all_gather(obj: Any) -> list[Any]:
     return out
 
 
+#: images per network batch when not given: measured, see docs/extract_speed.md
+DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 1}
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """The default ``batch_size`` on ``device`` (CUDA or CPU)."""
+    return DEFAULT_BATCH_SIZE["cuda" if torch.device(device).type == "cuda" else "cpu"]
+
+
+def _cores() -> int:
+    """CPU cores of this process's share of the host (one share per torchrun process)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+
+
+def default_num_workers() -> int:
+    """Decoding workers per process: the cores of this process's share of the host less two
+    (the main thread and the pin-memory / writer threads), between 1 and 12."""
+    return max(1, min(12, _cores() - 2))
+
+
+def default_cpu_threads(num_workers: int) -> int:
+    """Torch intra-op threads for extraction on the CPU: the cores the decoding workers leave, at least 1.
+
+    More threads than free cores makes every operation wait for a busy core: on this project's
+    2-core machine a small network ran ~10x slower with 2 threads than with 1 next to a worker.
+    """
+    return max(1, _cores() - num_workers)
+
+
 @dataclass
 class ExtractConfig:
     """Options of :func:`extract_features`.
 
     ``resize_max`` bounds the longest side (never upscales); ``size`` forces ``(W, H)``
-    (benchmarks); ``batch_size`` is the number of images each loader worker decodes per
-    batch (the extractor itself processes one image at a time); ``checkpoint_every``: images
-    per part file (at most that many are recomputed after a kill); ``skip_unreadable``: an image
-    that cannot be read is left out and reported in :attr:`ExtractSummary.unreadable` instead of
-    stopping the run.
+    (benchmarks); ``batch_size``: images of one size per network batch (``None``:
+    :func:`default_batch_size`); ``num_workers``: decoding processes (``None``:
+    :func:`default_num_workers`; 0 decodes in the main process); ``precision``: ``fp32`` or
+    ``bf16`` (autocast on the device; recorded in the file's settings); ``threads``: torch
+    intra-op threads while extracting on the CPU (``None``: :func:`default_cpu_threads`; the
+    previous setting is restored afterwards); ``write_queue``: images
+    that may wait for the writer thread (0: write in the main thread); ``checkpoint_every``:
+    images per part file (at most that many are recomputed after a kill); ``profile``:
+    synchronise the device between steps and time each (:attr:`ExtractSummary.stages`; slower).
     """
 
     resize_max: int | None = None
     size: tuple[int, int] | None = None
     fp16: bool = False
-    batch_size: int = 4
-    num_workers: int = 2
+    batch_size: int | None = None
+    num_workers: int | None = None
+    precision: str = "fp32"
+    threads: int | None = None
+    write_queue: int = 64
     checkpoint_every: int = 100
     progress: bool = True
-    skip_unreadable: bool = False
+    profile: bool = False
 
 
 @dataclass
 class ExtractSummary:
-    """What a run did: images in the folder, already done before, extracted now (all ranks),
-    and the one-line errors of the images left out (``skip_unreadable``)."""
+    """What a run did: images in the folder, already done before, extracted now (all ranks).
+
+    ``failed``: one line per image that could not be decoded (not written; a rerun retries
+    them). ``stages``: with ``profile``, seconds per step summed over ranks — ``decode``
+    (worker CPU time), ``wait_decode`` (main thread waiting for decoded images), ``h2d``,
+    ``network``, ``select`` (keypoint selection: the extractor's batch step less the network
+    timed alone on the same batch), ``d2h``, ``write`` (writer thread), ``wait_write``
+    (main thread blocked on a full writer queue) and ``total`` (the extraction loop).
+    """
 
     num_images: int
     num_skipped: int
@@ -96,18 +150,22 @@ class ExtractSummary:
     seconds: float
     images_per_second: float
     written: bool
-    unreadable: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def raise_failed(self, out: str | Path) -> None:
+        """Raise one :class:`~selfdesc.errors.ImageError` line when some images could not be decoded."""
+        if self.failed:
+            more = f" (and {len(self.failed) - 1} more, each named above)" if len(self.failed) > 1 else ""
+            raise ImageError(f"{len(self.failed)} image(s) could not be read and were skipped, the others are in {out}: {self.failed[0]}{more}")
+
 
 class ImageFolderDataset(Dataset):
-    """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "original_size", "scale"}``.
-
-    A file that cannot be read gives ``{"name", "error"}`` (raised in the main process, so the
-    message stays one line).
-    """
+    """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "original_size",
+    "scale", "decode_s"}``, or ``{"name", "error"}`` (one line naming the file) when it cannot be read."""
 
     def __init__(self, root: Path, names: Sequence[str], resize_max: int | None, size: tuple[int, int] | None) -> None:
         self.root, self.names, self.resize_max, self.size = root, list(names), resize_max, size
@@ -117,16 +175,39 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         name = self.names[i]
+        t0 = time.perf_counter()
         try:
             loaded = load_image(self.root / name, resize_max=self.resize_max, size=self.size)
         except ImageError as exc:
             return {"name": name, "error": str(exc)}
         image = torch.from_numpy(loaded.image.transpose(2, 0, 1).copy())
-        return {"name": name, "image": image, "original_size": loaded.original_size, "scale": loaded.scale}
+        return {"name": name, "image": image, "original_size": loaded.original_size, "scale": loaded.scale, "decode_s": time.perf_counter() - t0}
 
 
 def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
+
+
+def size_batches(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Group decoded images by tensor shape into batches of ``batch_size``.
+
+    A batch is yielded as soon as it is full; when more than ``2 * batch_size`` images wait in
+    partial batches (many sizes), the fullest partial batch goes as it is; the rest at the end.
+    """
+    pending: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+    waiting = 0
+    for item in items:
+        key = tuple(item["image"].shape)
+        pending.setdefault(key, []).append(item)
+        waiting += 1
+        if len(pending[key]) < batch_size and waiting <= 2 * batch_size:
+            continue
+        if len(pending[key]) < batch_size:
+            key = max(pending, key=lambda k: len(pending[k]))
+        batch = pending.pop(key)
+        waiting -= len(batch)
+        yield batch
+    yield from pending.values()
 
 
 def image_names(root: str | Path, image_list: Sequence[str] | None = None) -> list[str]:
@@ -138,15 +219,67 @@ def image_names(root: str | Path, image_list: Sequence[str] | None = None) -> li
 
 
 def signature(feature: str, extractor: Extractor, config: ExtractConfig) -> dict[str, Any]:
-    """The settings a resumed run must share with the file (feature, its options, resize, fp16)."""
+    """The settings a resumed run must share with the file (feature, its options, resize, fp16, precision)."""
     conf = {k: v for k, v in extractor.conf.items() if k != "weights_dir"}
-    return {
+    sig = {
         "features": feature,
         "conf": json.loads(json.dumps(conf, default=str)),
         "resize_max": config.resize_max,
         "size": list(config.size) if config.size else None,
         "fp16": config.fp16,
     }
+    if config.precision != "fp32":  # fp32 files keep the signature they had before this option
+        sig["precision"] = config.precision
+    return sig
+
+
+class _Clock:
+    """Seconds per pipeline step; with ``sync``, the device is synchronised before each reading."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.enabled = enabled
+        self.sync = enabled and device.type == "cuda"
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def start(self) -> None:
+        if self.enabled:
+            if self.sync:
+                torch.cuda.synchronize()
+            self._t = time.perf_counter()
+
+    def lap(self, step: str | None = None) -> float:
+        """The time since the last ``start`` / ``lap``, added to ``step`` when given."""
+        if not self.enabled:
+            return 0.0
+        if self.sync:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        dt, self._t = now - self._t, now
+        if step is not None:
+            self.add(step, dt)
+        return dt
+
+    def add(self, step: str, seconds: float) -> None:
+        if self.enabled:
+            self.seconds[step] = self.seconds.get(step, 0.0) + seconds
+
+
+def _decoded(loader: Iterable[list[dict[str, Any]]], failed: list[str], clock: _Clock) -> Iterator[dict[str, Any]]:
+    """The decoded images of ``loader``; unreadable ones are appended to ``failed`` and skipped."""
+    chunks = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(chunks, None)
+        clock.add("wait_decode", time.perf_counter() - t0)
+        if chunk is None:
+            return
+        for item in chunk:
+            if "error" in item:
+                failed.append(item["error"])
+                continue
+            clock.add("decode", item.pop("decode_s"))
+            yield item
 
 
 def extract_features(
@@ -167,66 +300,102 @@ def extract_features(
         config: see :class:`ExtractConfig`.
         names: optional subset of image names (default: every image under ``root``).
 
+    Returns:
+        The summary; images that could not be decoded are listed in ``failed`` (the output
+        holds all the others, and a rerun retries only the failed ones).
+
     Raises:
-        ImageError: an unreadable image, unless ``config.skip_unreadable`` (the images finished
-            before it are kept for a rerun).
         ConfigError: ``out`` holds features of other settings.
+        DatasetError: the features could not be written (finished parts are kept).
     """
     config = config or ExtractConfig()
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
     root, out = Path(root), Path(out)
     rank, world, _ = dist_info()
     all_names = image_names(root, names)
     sig = signature(feature, extractor, config)
     attrs = {**FEATURES_CONVENTIONS, "features": feature, "conf": json.dumps(sig), "image_root": str(root.resolve())}
     attrs["descriptors"] = attrs["descriptors"] + (", float16" if config.fp16 else ", float32")
-    writer = PartedWriter(out, FEATURES_FORMAT, "keypoints", sig, attrs, config.checkpoint_every, rank=rank)
+    parted = PartedWriter(out, FEATURES_FORMAT, "keypoints", sig, attrs, config.checkpoint_every, rank=rank)
     barrier()  # every rank has scanned the output before any writes a part
-    todo = [n for n in all_names if n not in writer.done]
+    todo = [n for n in all_names if n not in parted.done]
     mine = todo[rank::world]
-    dataset = ImageFolderDataset(root, mine, config.resize_max, config.size)
-    use_cuda = extractor.device.type == "cuda"
+    batch_size = max(1, config.batch_size or default_batch_size(extractor.device))
+    workers = default_num_workers() if config.num_workers is None else config.num_workers
+    workers = workers if len(mine) > 1 else 0
     loader = DataLoader(
-        dataset,
-        batch_size=max(1, config.batch_size),
-        num_workers=config.num_workers if len(mine) > 1 else 0,
+        ImageFolderDataset(root, mine, config.resize_max, config.size),
+        batch_size=2,
+        num_workers=workers,
         collate_fn=_as_list,
-        pin_memory=use_cuda,
-        prefetch_factor=4 if config.num_workers > 0 and len(mine) > 1 else None,
+        pin_memory=extractor.device.type == "cuda",
+        prefetch_factor=max(2, math.ceil(batch_size / 2 / workers)) if workers > 0 else None,  # a full batch in flight
     )
-    t_start, t_first, done, unreadable = time.time(), None, 0, []
+    clock = _Clock(extractor.device, config.profile)
+    failed: list[str] = []
+    threads_before = torch.get_num_threads()
+    if extractor.device.type == "cpu":
+        torch.set_num_threads(config.threads or default_cpu_threads(workers))
+    writer = BackgroundWriter(parted, config.fp16, config.write_queue)
+    t_start, t_first, done, warmup = time.time(), None, 0, 0
     bar = tqdm(total=len(mine), desc=f"extract {feature}" + (f" [rank {rank}/{world}]" if world > 1 else ""), unit="img", disable=not config.progress or rank != 0)
     try:
-        for batch in loader:
-            for item in batch:
-                if "error" in item:
-                    if not config.skip_unreadable:
-                        raise ImageError(item["error"])
-                    unreadable.append(item["error"])
-                    bar.update(1)
-                    continue
-                # the (C, H, W) tensor (pinned for CUDA) goes to the extractor as is
-                loaded = LoadedImage(image=item["image"], original_size=item["original_size"], scale=item["scale"])
-                pred = extractor.extract(loaded)  # type: ignore[arg-type]
-                writer.add(item["name"], feature_group(pred, item["original_size"], config.fp16))
-                done += 1
-                if t_first is None:
-                    t_first = time.time()
-                bar.update(1)
+        with torch.no_grad():
+            for batch in size_batches(_decoded(loader, failed, clock), batch_size):
+                clock.start()
+                images = extractor.to_device([item["image"] for item in batch])
+                clock.lap("h2d")
+                if clock.enabled:
+                    extractor.network(images, config.precision)
+                    network = clock.lap("network")
+                preds = extractor.forward_batch(images, config.precision)
+                if clock.enabled:
+                    clock.add("select", max(0.0, clock.lap() - network))
+                host = extractor.to_host(preds, [item["scale"] for item in batch], [item["original_size"] for item in batch])
+                clock.lap("d2h")
+                for item, pred in zip(batch, host):
+                    writer.add(item["name"], pred, item["original_size"])
+                done += len(batch)
+                if t_first is None:  # the first batch is warm-up
+                    t_first, warmup = time.time(), len(batch)
+                bar.update(len(batch))
     finally:
         bar.close()
+        torch.set_num_threads(threads_before)
         writer.close()
     t_end = time.time()
-    stats = all_gather({"n": done, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start, "unreadable": unreadable})
+    clock.add("write", writer.write_seconds)
+    clock.add("wait_write", writer.wait_seconds)
+    clock.add("total", t_end - t_start)
+    stats = all_gather({"n": done, "warmup": warmup, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start, "failed": failed, "stages": clock.seconds})
     barrier()
-    written = writer.finalize() if rank == 0 else False
+    written = parted.finalize() if rank == 0 else False
     barrier()  # the merged file exists for every rank once this returns
     total = sum(s["n"] for s in stats)
     span = max(s["t_end"] for s in stats) - min(s["t_first"] for s in stats)
-    steady = total - sum(1 for s in stats if s["n"] > 0)  # the first image of each rank is warm-up
+    steady = total - sum(s["warmup"] for s in stats)
     rate = steady / span if span > 0 and steady > 0 else float("nan")
     seconds = max(s["t_end"] for s in stats) - min(s["t_start"] for s in stats)
-    skipped = [msg for s in stats for msg in s["unreadable"]]
-    return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written, skipped)
+    stages: dict[str, float] = {}
+    for s in stats:
+        for step, value in s["stages"].items():
+            stages[step] = stages.get(step, 0.0) + value
+    all_failed = sorted(msg for s in stats for msg in s["failed"])
+    return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written, all_failed, stages)
 
 
-__all__ = ["dist_info", "ExtractConfig", "ExtractSummary", "ImageFolderDataset", "extract_features", "image_names", "signature"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "ExtractConfig",
+    "ExtractSummary",
+    "ImageFolderDataset",
+    "default_batch_size",
+    "default_cpu_threads",
+    "default_num_workers",
+    "dist_info",
+    "extract_features",
+    "image_names",
+    "signature",
+    "size_batches",
+]

@@ -142,7 +142,7 @@ def feature_group(pred: dict[str, Any], image_size: tuple[int, int], fp16: bool 
     return {
         "keypoints": np.asarray(pred["keypoints"], np.float32).reshape(-1, 2),
         "scores": np.asarray(pred["scores"], np.float32).reshape(-1),
-        "descriptors": np.ascontiguousarray(desc.T.astype(np.float16 if fp16 else np.float32)),
+        "descriptors": np.ascontiguousarray(desc.T, dtype=np.float16 if fp16 else np.float32),
         "image_size": np.asarray(image_size, np.int32).reshape(2),
     }
 
@@ -222,7 +222,7 @@ class PartedWriter:
         self.parts_dir = self.out.parent / f".{self.out.name}.parts"
         self._part: Any = None
         self._part_tmp: Path | None = None
-        self._in_part = 0
+        self._in_part_names: list[str] = []  # the groups of the part in progress
         for stale in self.parts_dir.glob(f"part-r{rank}-*.tmp"):  # a killed run's unfinished part
             stale.unlink()
         self.done: set[str] = set()
@@ -254,7 +254,8 @@ class PartedWriter:
 
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             self._part_tmp = self.parts_dir / f"part-r{self.rank}-{uuid.uuid4().hex[:12]}.h5.tmp"
-            self._part = h5py.File(self._part_tmp, "w")
+            # parts are internal: the newest HDF5 format writes a group ~3x faster (the merged output keeps the default format)
+            self._part = h5py.File(self._part_tmp, "w", libver="latest")
             self._part.attrs["format"] = self.fmt
             self._part.attrs["signature"] = self.signature
         g = self._part.create_group(name)
@@ -263,8 +264,8 @@ class PartedWriter:
         for key, value in (attrs or {}).items():
             g.attrs[key] = value
         self.done.add(name)
-        self._in_part += 1
-        if self._in_part >= self.every:
+        self._in_part_names.append(name)
+        if len(self._in_part_names) >= self.every:
             self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -274,7 +275,7 @@ class PartedWriter:
         self._part.close()
         assert self._part_tmp is not None
         os.replace(self._part_tmp, self._part_tmp.with_suffix(""))
-        self._part, self._part_tmp, self._in_part = None, None, 0
+        self._part, self._part_tmp, self._in_part_names = None, None, []
 
     def finalize(self) -> bool:
         """Checkpoint, then merge the output and all parts into the output (atomically).
@@ -309,6 +310,19 @@ class PartedWriter:
     def close(self) -> None:
         """Checkpoint what is in progress (use on errors: nothing finished is lost)."""
         self.checkpoint()
+
+    def abort(self) -> None:
+        """Discard the part in progress (after a failed write: it may hold an incomplete group)."""
+        if self._part is None:
+            return
+        try:
+            self._part.close()
+        finally:
+            assert self._part_tmp is not None
+            self._part_tmp.unlink(missing_ok=True)
+            for name in self._in_part_names:
+                self.done.discard(name)
+            self._part, self._part_tmp, self._in_part_names = None, None, []
 
 
 def check_names(names: Iterable[str]) -> None:

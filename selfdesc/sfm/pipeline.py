@@ -95,7 +95,7 @@ def reconstruct_images(
     t = time.time()
     extractor = load_extractor(feature, weights_dir=config.weights_dir, device=config.device, max_keypoints=config.max_keypoints)
     extract_cfg = ExtractConfig(resize_max=config.resize_max, num_workers=config.num_workers, progress=config.progress)
-    extract_features(extractor, feature, image_dir, out / "features.h5", extract_cfg, names=names)
+    extract_features(extractor, feature, image_dir, out / "features.h5", extract_cfg, names=names).raise_failed(out / "features.h5")
     timings["extract"] = time.time() - t
 
     t = time.time()

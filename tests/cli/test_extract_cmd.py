@@ -17,6 +17,7 @@ from PIL import Image
 
 from selfdesc.cli.main import main
 from selfdesc.pipeline.h5io import FeatureFile
+from tests.features.test_batch import tiny_model_file
 
 
 def _photos(root: Path, count: int, size=(320, 240), start: int = 0) -> list[str]:
@@ -58,13 +59,17 @@ def test_extract_writes_features_and_errors_keep_outputs(tmp_path, capsys):
     assert _digest(out) == digest
 
 
-def test_resume_after_sigkill(tmp_path, capsys):
+@pytest.mark.parametrize("feature,batch,size", [("sift", "1", (640, 480)), ("tiny", "3", (240, 180))])
+def test_resume_after_sigkill(tmp_path, capsys, feature, batch, size):
+    """One image at a time (SIFT), and batches of 3 through a network (a tiny random HNDesc model)."""
     root, out = tmp_path / "img", tmp_path / "f.h5"
-    args = ["extract", "--features", "sift", "--images", str(root), "--out", str(out), "--checkpoint-every", "2", "--workers", "1", "--quiet"]
-    _photos(root, 3, size=(640, 480))
+    if feature == "tiny":
+        feature = str(tiny_model_file(tmp_path / "tiny.pt"))
+    args = ["extract", "--features", feature, "--images", str(root), "--out", str(out), "--checkpoint-every", "2", "--workers", "1", "--batch-size", batch, "--quiet"]
+    _photos(root, 3, size=size)
     assert main(args) == 0
     digest = _digest(out)
-    names = sorted(_photos(root, 12, size=(640, 480)))
+    names = sorted(_photos(root, 12, size=size))
     proc = subprocess.Popen([sys.executable, "-m", "selfdesc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / ".f.h5.parts"
     deadline = time.time() + 120

@@ -42,15 +42,22 @@ def test_other_settings_are_refused(image_dir, tmp_path):
         extract_features(load_extractor("sift", max_keypoints=50), "sift", root, out, ExtractConfig(fp16=True, num_workers=0, progress=False))
 
 
-def test_unreadable_image_stops_with_its_name_and_keeps_output(image_dir, tmp_path):
+def test_unreadable_image_in_a_worker_is_named_and_the_others_are_extracted(image_dir, tmp_path):
     root, names = image_dir
+    (root / "sub" / "zzz_broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "f.h5"
     sift = load_extractor("sift", max_keypoints=50)
-    extract_features(sift, "sift", root, out, ExtractConfig(num_workers=0, progress=False))
+    s = extract_features(sift, "sift", root, out, ExtractConfig(num_workers=2, batch_size=2, progress=False))
+    assert (s.num_images, s.num_extracted, s.written) == (6, 5, True)
+    assert len(s.failed) == 1 and "zzz_broken.jpg" in s.failed[0] and "\n" not in s.failed[0]
+    with FeatureFile(out) as ff:
+        assert ff.names == names
+    with pytest.raises(ImageError, match=r"1 image\(s\) could not be read.*zzz_broken.jpg"):
+        s.raise_failed(out)
+    # a rerun retries only the failed image; the output is untouched while it still fails
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    (root / "zzz_broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
-    with pytest.raises(ImageError, match="zzz_broken.jpg"):
-        extract_features(sift, "sift", root, out, ExtractConfig(num_workers=1, progress=False))
+    again = extract_features(sift, "sift", root, out, ExtractConfig(num_workers=1, progress=False))
+    assert (again.num_skipped, again.num_extracted, again.written, len(again.failed)) == (5, 0, False, 1)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
     with pytest.raises(DatasetError, match="no such folder"):
         extract_features(sift, "sift", tmp_path / "nope", out, ExtractConfig(progress=False))
