@@ -253,7 +253,8 @@ class AttentionMatcher(nn.Module):
             return {"scores": scores, **mutual_matches(scores, 1.0, mask0, mask1), "num_layers": 0, "layer_scores": [scores] if all_layers else []}
         cos0, sin0 = self.rotary(normalize_keypoints(kp0, data["image_size0"]))
         cos1, sin1 = self.rotary(normalize_keypoints(kp1, data["image_size1"]))
-        am0, am1 = _key_mask(mask0), _key_mask(mask1)
+        am0 = _key_mask(mask0) if "mask0" in data else None  # no mask given: nothing padded, no check
+        am1 = _key_mask(mask1) if "mask1" in data else None
         early = self.conf["exit_confidence"] is not None and not all_layers
         layer_scores: list[torch.Tensor] = []
         scores = None
