@@ -95,6 +95,7 @@ def test_eval_homography_with_and_without_matcher(tmp_path):
     assert expected > 0 and results["sift+matcher"]["overall"]["num_matches"] == expected
     assert results["sift"]["overall"]["mma"]["1"] == 1.0  # MNN on an identity pair, unchanged
     assert json.loads((out / "run.json").read_text())["config"]["matchers"] == {"sift": str(model)}
+    assert "| sift+matcher | overall |" in (out / "results.md").read_text() and "FEATURE+matcher rows" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
