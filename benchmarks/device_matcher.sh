@@ -7,7 +7,8 @@
 #   bash benchmarks/device_matcher.sh train FEATURES SECONDS [NAME] [override ...]
 #       carry .whl .carry/train-all (+ the features' model file or .carry/weights for peers).
 #       FEATURES: a registered feature (default, sift, disk, ...) or a model file, e.g.
-#       .carry/hndesc-lite.pt. Starts (setsid, so it outlives the call) or resumes
+#       .carry/hndesc-lite.pt (add method.features.label=default when that file is to ship as
+#       `default`, so the matcher records that name). Starts (setsid, so it outlives the call) or resumes
 #       `selfdesc train-matcher --config configs/matcher_default.yaml` into runs/matcher/NAME
 #       (NAME defaults to the feature's file stem; give it when adding overrides); on several GPUs
 #       through torchrun. With .carry/val-base (or VAL=DIR) present, validates every 500 steps on a
