@@ -7,15 +7,19 @@
 #   bash benchmarks/device_matcher.sh train FEATURES SECONDS [NAME] [override ...]
 #       carry .whl .carry/train-all (+ the features' model file or .carry/weights for peers).
 #       FEATURES: a registered feature (default, sift, disk, ...) or a model file, e.g.
-#       .carry/hndesc-lite.pt. Starts (setsid, so it outlives the call) or resumes
+#       .carry/hndesc-lite.pt (add method.features.label=default when that file is to ship as
+#       `default`, so the matcher records that name). Starts (setsid, so it outlives the call) or resumes
 #       `selfdesc train-matcher --config configs/matcher_default.yaml` into runs/matcher/NAME
-#       (NAME defaults to the feature's file stem); on several GPUs through torchrun. Prints the
-#       status every 60 s for SECONDS, then returns logs.tar.gz (metrics.csv, config.yaml, log).
+#       (NAME defaults to the feature's file stem; give it when adding overrides); on several GPUs
+#       through torchrun. With .carry/val-base (or VAL=DIR) present, validates every 500 steps on a
+#       held-out synthetic benchmark matched by the matcher (val/mma@3 selects best.pt; val/mnn_*
+#       is the same features with MNN). Prints the status every 60 s for SECONDS, then returns
+#       logs.tar.gz (metrics.csv, config.yaml, log).
 #   bash benchmarks/device_matcher.sh status [NAME]
 #       the last log line and logs.tar.gz.
 #   bash benchmarks/device_matcher.sh finish SECONDS [NAME]
 #       lets the run train SECONDS more, stops it (SIGTERM: it saves a checkpoint), exports
-#       matcher_NAME.pt (returned split in 15 MiB parts: cat matcher_NAME.pt.part-* > matcher_NAME.pt),
+#       best.pt (else last.pt) as matcher_NAME.pt (returned split in 15 MiB parts: cat matcher_NAME.pt.part-* > matcher_NAME.pt),
 #       then times it: GPU 1024 / 2048 keypoints, batch 1 and 8, fp32 and bf16; CPU 1024 / 2048.
 #       Returns logs.tar.gz (with speed_gpu.json, speed_cpu.json) and the model parts.
 #   bash benchmarks/device_matcher.sh speed [MATCHER]
@@ -30,7 +34,7 @@
 #   DEVICE=cpu PY=.venv/bin/python SPEED_ARGS="--keypoints 64 --seconds 1" OUT=/tmp/o bash benchmarks/device_matcher.sh finish 5 tiny
 set -uo pipefail
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
-DEVICE=${DEVICE:-cuda}; PY=${PY:-python3}; IMAGES=${IMAGES:-.carry/train-all}
+DEVICE=${DEVICE:-cuda}; PY=${PY:-python3}; IMAGES=${IMAGES:-.carry/train-all}; VAL=${VAL:-.carry/val-base}
 if [ "$DEVICE" = cuda ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
@@ -79,8 +83,9 @@ train)
     launcher=($PY -m selfdesc); [ "$NGPU" -gt 1 ] && launcher=($PY -m torch.distributed.run --standalone --nproc_per_node $NGPU -m selfdesc)
     [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     echo "$NAME: starting on $NGPU device(s) $resume"
+    val=(); [ -d "$VAL" ] && val=(val.images=$VAL val.num_images=6 val.max_keypoints=1024 train.validate_every=500)
     setsid nohup "${launcher[@]}" train-matcher --config configs/matcher_default.yaml --features "$FEATURES" --images "$IMAGES" \
-      --device $DEVICE --out $W/$NAME $resume train.progress=false "$@" >> $W/$NAME.log 2>&1 < /dev/null &
+      --device $DEVICE --out $W/$NAME $resume train.progress=false "${val[@]}" "$@" >> $W/$NAME.log 2>&1 < /dev/null &
     echo $! > $W/$NAME.pid
   fi
   wait_for $SECS $NAME
@@ -96,7 +101,8 @@ finish)
   while [ -n "$pid" ] && kill -0 $pid 2>/dev/null; do sleep 1; done
   echo "--- stopped $(date +%T) $NAME: $(log_tail $NAME)"
   M=$W/matcher_$NAME.pt
-  $PY -m selfdesc export-weights $W/$NAME $M || exit 1
+  ck=last.pt; [ -f $W/$NAME/checkpoints/best.pt ] && ck=best.pt   # best validation MMA@3 when validated
+  $PY -m selfdesc export-weights $W/$NAME $M --checkpoint $ck || exit 1
   speed $M
   snapshot $NAME
   split -b 15m -d $M $OUT/matcher_$NAME.pt.part-

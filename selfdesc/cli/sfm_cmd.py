@@ -79,6 +79,7 @@ def run_sfm(args: argparse.Namespace) -> int:
             args.pairs,
             model=out / "sfm" if rec is not None else None,
             database=out / "database.db",
+            **({"matcher": f"selfdesc-{Path(args.matcher).stem}"} if args.matcher else {}),
         )
     print(summary_line(record["summary"]))
     return 0

@@ -131,6 +131,7 @@ def markdown_table(
         f"*{label or 'Benchmark'}:* MMA = mean matching accuracy (mutual nearest neighbours, one-directional "
         "reprojection error <= t px, pair-weighted). HA = homography accuracy (RANSAC 3 px, mean corner "
         "error <= t px, pair-weighted). #features per image, #matches per pair."
+        + (" FEATURE+matcher rows: the same features matched by a trained matcher instead." if any(k.endswith("+matcher") for k in results) else "")
         + (f" Extraction time on {', '.join(sorted(devices))}." if devices else ""),
     ]
     return "\n".join(lines) + "\n"

@@ -9,8 +9,9 @@ Pipeline (see docs/matcher.md):
    depends on relative positions within an image;
 3. ``num_layers`` blocks of self-attention (each image) then cross-attention (between the
    images, the same weights both ways) with :func:`torch.nn.functional.scaled_dot_product_attention`;
-4. a partial-assignment head: similarity of projected features, dual softmax (row and column
-   log-softmax) plus a matchability logit per point, giving the log-probabilities ``(B, N+1, M+1)``
+4. a partial-assignment head: similarity of projected features (plus, by default, a learned
+   multiple of the input descriptors' cosine similarity, so that training starts from
+   descriptor matching), dual softmax (row and column log-softmax) plus a matchability logit per point, giving the log-probabilities ``(B, N+1, M+1)``
    of ``i <-> j`` (inner block), ``i`` unmatched (last column) and ``j`` unmatched (last row);
 5. matches: mutual argmax of the inner block with probability above ``filter_threshold``.
 
@@ -120,18 +121,29 @@ class CrossBlock(nn.Module):
 
 
 class AssignmentHead(nn.Module):
-    """Dual-softmax partial assignment with matchability: features -> log-probabilities ``(B, N+1, M+1)``."""
+    """Dual-softmax partial assignment with matchability: features -> log-probabilities ``(B, N+1, M+1)``.
 
-    def __init__(self, width: int) -> None:
+    With ``descriptor_prior`` the similarity also gets ``prior * <d0_i, d1_j>`` of the L2-normalised
+    input descriptors, ``prior`` a learned scale starting at ``descriptor_prior``: an untrained
+    matcher then starts from the dual softmax of descriptor similarity (close to MNN matching).
+    """
+
+    def __init__(self, width: int, descriptor_prior: float | None = None) -> None:
         super().__init__()
         self.proj = nn.Linear(width, width)
         self.matchability = nn.Linear(width, 1)
+        self.prior = nn.Parameter(torch.tensor(float(descriptor_prior))) if descriptor_prior else None
 
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor, mask0: torch.Tensor, mask1: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x0: torch.Tensor, x1: torch.Tensor, mask0: torch.Tensor, mask1: torch.Tensor, desc_sim: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x0`` ``(B, N, w)``, ``x1`` ``(B, M, w)``; ``desc_sim`` ``(B, N, M)`` input-descriptor cosine (for the prior)."""
         x0, x1 = x0.float(), x1.float()
         with torch.autocast(x0.device.type, enabled=False):
             scale = x0.shape[-1] ** -0.25
             sim = (self.proj(x0) * scale) @ (self.proj(x1) * scale).transpose(1, 2)
+            if self.prior is not None and desc_sim is not None:
+                sim = sim + self.prior * desc_sim
             z0, z1 = self.matchability(x0)[..., 0], self.matchability(x1)[..., 0]
         valid = mask0[:, :, None] & mask1[:, None, :]
         sim = sim.masked_fill(~valid, -1e4)
@@ -182,6 +194,7 @@ class AttentionMatcher(nn.Module):
         "num_heads": 4,
         "num_layers": 6,  # self + cross blocks
         "rotary_gamma": 1.0,  # std of the initial rotary frequencies (per normalised unit)
+        "descriptor_prior": 30.0,  # initial scale of the input-descriptor similarity in the head (None: off)
         "filter_threshold": 0.1,  # smallest match probability kept
         "exit_confidence": None,  # e.g. 0.95 turns on early exit (see the module docstring)
         "exit_fraction": 0.95,
@@ -203,7 +216,7 @@ class AttentionMatcher(nn.Module):
         self.rotary = RotaryEncoding(c["width"] // c["num_heads"], c["rotary_gamma"])
         self.self_blocks = nn.ModuleList(SelfBlock(c["width"], c["num_heads"]) for _ in range(c["num_layers"]))
         self.cross_blocks = nn.ModuleList(CrossBlock(c["width"], c["num_heads"]) for _ in range(c["num_layers"]))
-        self.head = AssignmentHead(c["width"])
+        self.head = AssignmentHead(c["width"], c["descriptor_prior"])
 
     def _check(self, data: dict[str, torch.Tensor]) -> None:
         d0, d1 = data["descriptors0"], data["descriptors1"]
@@ -253,7 +266,14 @@ class AttentionMatcher(nn.Module):
             return {"scores": scores, **mutual_matches(scores, 1.0, mask0, mask1), "num_layers": 0, "layer_scores": [scores] if all_layers else []}
         cos0, sin0 = self.rotary(normalize_keypoints(kp0, data["image_size0"]))
         cos1, sin1 = self.rotary(normalize_keypoints(kp1, data["image_size1"]))
-        am0, am1 = _key_mask(mask0), _key_mask(mask1)
+        desc_sim = None
+        if self.head.prior is not None:
+            with torch.autocast(kp0.device.type, enabled=False):
+                d0 = F.normalize(data["descriptors0"].float(), dim=-1)
+                d1 = F.normalize(data["descriptors1"].float(), dim=-1)
+                desc_sim = d0 @ d1.transpose(1, 2)
+        am0 = _key_mask(mask0) if "mask0" in data else None  # no mask given: nothing padded, no check
+        am1 = _key_mask(mask1) if "mask1" in data else None
         early = self.conf["exit_confidence"] is not None and not all_layers
         layer_scores: list[torch.Tensor] = []
         scores = None
@@ -264,14 +284,14 @@ class AttentionMatcher(nn.Module):
             x0, x1 = cross_block(x0, x1, am0, am1)
             layers += 1
             if all_layers and layers < self.conf["num_layers"]:
-                layer_scores.append(self.head(x0, x1, mask0, mask1))
+                layer_scores.append(self.head(x0, x1, mask0, mask1, desc_sim))
             if early and self.conf["min_layers"] <= layers < self.conf["num_layers"]:
-                scores = self.head(x0, x1, mask0, mask1)
+                scores = self.head(x0, x1, mask0, mask1, desc_sim)
                 if self._confident(scores, mask0, mask1):
                     break
                 scores = None
         if scores is None:
-            scores = self.head(x0, x1, mask0, mask1)
+            scores = self.head(x0, x1, mask0, mask1, desc_sim)
         if all_layers:
             layer_scores.append(scores)
         return {"scores": scores, **mutual_matches(scores, self.conf["filter_threshold"], mask0, mask1), "num_layers": layers, "layer_scores": layer_scores}

@@ -31,8 +31,9 @@ from selfdesc.training.hcrops import HCropsConfig, make_pairs
 from selfdesc.training.validation import SyntheticValidation, ValidationConfig
 
 DEFAULT_CONF: dict[str, Any] = {
-    # the frozen features: a registered name or a model file; options go to load_extractor
-    "features": {"name": "default", "max_keypoints": 512, "weights_dir": None, "options": {}},
+    # the frozen features: a registered name or a model file; options go to load_extractor;
+    # label: the name the exported matcher records for them (default: name), e.g. "default" for a model file shipped as default
+    "features": {"name": "default", "label": None, "max_keypoints": 512, "weights_dir": None, "options": {}},
     "descriptor_dim": None,  # None: probed from the extractor (train-matcher writes it in the config)
     "matcher": {k: v for k, v in AttentionMatcher.default_conf.items() if k != "descriptor_dim"},
     # wider than HNDesc's (zoom 0.8-1, 15 degrees, edges down to 0.6): scale ratio up to 4, 45 degrees
@@ -71,18 +72,18 @@ def probe_descriptor_dim(extractor: Extractor) -> int:
 
 
 @torch.no_grad()
-def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int) -> dict[str, torch.Tensor]:
-    """Features of ``(B, 3, S, S)`` crops, padded to ``num`` points: ``keypoints`` ``(B, num, 2)``
-    pixel ``(x, y)``, ``descriptors`` ``(B, num, D)``, ``mask`` ``(B, num)`` (one image at a time,
-    on the crops' device, fp32)."""
+def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int, dim: int) -> dict[str, torch.Tensor]:
+    """Features of ``(B, 3, S, S)`` crops, at most ``num`` points each, padded to the largest
+    count ``K`` (at least 1): ``keypoints`` ``(B, K, 2)`` pixel ``(x, y)``, ``descriptors``
+    ``(B, K, dim)``, ``mask`` ``(B, K)`` (one image at a time, on the crops' device, fp32)."""
     preds = []
     with torch.autocast(crops.device.type, enabled=False):
         for crop in crops.float():
             preds.append(extractor({"image": crop[None]}))
-    D = max(int(p["descriptors"].shape[-1]) for p in preds)
+    num = max([1] + [min(num, len(p["keypoints"])) for p in preds])
     out = {
         "keypoints": crops.new_zeros(len(crops), num, 2, dtype=torch.float32),
-        "descriptors": crops.new_zeros(len(crops), num, D, dtype=torch.float32),
+        "descriptors": crops.new_zeros(len(crops), num, dim, dtype=torch.float32),
         "mask": torch.zeros(len(crops), num, dtype=torch.bool, device=crops.device),
     }
     for b, p in enumerate(preds):
@@ -174,7 +175,8 @@ class MatcherTraining(nn.Module):
 
     def export(self) -> dict[str, Any]:
         """``{"conf": {"matcher", "features", "descriptor_dim"}, "state_dict": matcher weights}``."""
-        conf = {"matcher": dict(self.matcher.conf), "features": str(self.conf["features"]["name"]), "descriptor_dim": int(self.matcher.conf["descriptor_dim"])}
+        f = self.conf["features"]
+        conf = {"matcher": dict(self.matcher.conf), "features": str(f["label"] or f["name"]), "descriptor_dim": int(self.matcher.conf["descriptor_dim"])}
         return {"conf": conf, "state_dict": dict(self.matcher.state_dict())}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -186,8 +188,9 @@ class MatcherTraining(nn.Module):
             pairs = make_pairs(images.float(), config=self.hcrops, images_b=batch.get("image_b"))
             ok = pairs["pair_valid"]
             A, B, H = self.augment(pairs["A"][ok]), self.augment(pairs["B"][ok]), pairs["H_AB"][ok].double()
-            f0 = extract_padded(self.extractor(images.device), A, num)
-            f1 = extract_padded(self.extractor(images.device), B, num)
+            dim = int(self.conf["descriptor_dim"])
+            f0 = extract_padded(self.extractor(images.device), A, num, dim)
+            f1 = extract_padded(self.extractor(images.device), B, num, dim)
             sup = self.conf["supervision"]
             gt0, gt1 = homography_assignment(f0["keypoints"], f1["keypoints"], H, f0["mask"], f1["mask"], sup["positive_px"], sup["negative_px"])
         size = torch.tensor([[A.shape[-1], A.shape[-2]]], device=images.device).expand(len(A), 2)

@@ -79,6 +79,7 @@ def export_hloc(
     pairs_mode: str,
     model: str | Path | None = None,
     database: str | Path | None = None,
+    matcher: str = MATCHER_NAME,
 ) -> dict[str, Path]:
     """Copy a run's files into ``out`` under hloc names (module docstring), after checking them.
 
@@ -86,6 +87,7 @@ def export_hloc(
         features, matches, pairs: the run's features.h5, matches.h5 and pair file.
         pairs_mode: how the pairs were made (``exhaustive``, ``sequential``, ...), used in names.
         model: optional COLMAP model folder (``cameras.bin``...); database: optional database.db.
+        matcher: the matcher's name in the file names (default ``NN-mutual``).
 
     Returns:
         the written paths by key (``features``, ``pairs``, ``matches`` and ``sfm`` with a model).
@@ -95,7 +97,7 @@ def export_hloc(
     if not pair_list:
         raise DatasetError(f"{pairs}: no pairs")
     check_hloc_files(features, matches, pair_list)
-    names = hloc_names(feature, pairs_mode)
+    names = hloc_names(feature, pairs_mode, matcher)
     written = {key: out / names[key] for key in ("features", "pairs", "matches")}
     _copy(Path(features), written["features"])
     _copy(Path(pairs), written["pairs"])

@@ -95,6 +95,7 @@ def test_eval_homography_with_and_without_matcher(tmp_path):
     assert expected > 0 and results["sift+matcher"]["overall"]["num_matches"] == expected
     assert results["sift"]["overall"]["mma"]["1"] == 1.0  # MNN on an identity pair, unchanged
     assert json.loads((out / "run.json").read_text())["config"]["matchers"] == {"sift": str(model)}
+    assert "| sift+matcher | overall |" in (out / "results.md").read_text() and "FEATURE+matcher rows" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -111,3 +112,20 @@ def test_matcher_option_errors(tmp_path, capsys, args, message):
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("selfdesc: error: ") and "\n" not in err and message in err, err
+
+
+def test_sfm_matches_with_the_matcher(setup, tmp_path, capsys):
+    import json
+
+    import h5py
+
+    model = _matcher_file(tmp_path / "tiny.pt")
+    out = tmp_path / "sfm"
+    code = main(["sfm", "--images", str(tmp_path / "img"), "--features", "sift", "--matcher", str(model), "--out", str(out), "--max-keypoints", "150", "--quiet"])
+    assert code == 0 and capsys.readouterr().out.strip().splitlines()[-1].startswith("registered ")
+    with h5py.File(out / "matches.h5", "r") as f:
+        assert json.loads(f.attrs["conf"])["matcher"] == str(model)
+    m, _ = read_matches(out / "matches.h5", "0.png", "1.png", verified=False)
+    with FeatureFile(out / "features.h5") as ff:
+        expected, _ = load_matcher(model).match(ff.read("0.png"), ff.read("1.png"))
+    assert np.array_equal(m, expected)

@@ -130,3 +130,18 @@ def test_learns_a_known_warp():
     with torch.no_grad():
         m0 = model(data)["matches0"]
     assert (m0 == gt0).float().mean() > 0.9
+
+
+def test_descriptor_prior_starts_from_descriptor_matching():
+    """Untrained, the prior alone finds identical descriptors (a known permutation); without it, it does not."""
+    f0 = _features(40, 12)
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    f1 = {"keypoints": f0["keypoints"][perm], "descriptors": f0["descriptors"][perm], "image_size": f0["image_size"]}
+    found = {}
+    for prior in (30.0, None):
+        torch.manual_seed(0)
+        model = AttentionMatcher({**SMALL, "descriptor_prior": prior, "filter_threshold": 0.1}).eval()
+        with torch.no_grad():
+            found[prior] = model(_batch(f0, f1))["matches0"][0]
+    assert torch.equal(found[30.0], torch.argsort(perm))
+    assert (found[None] == torch.argsort(perm)).float().mean() < 0.5

@@ -47,6 +47,8 @@ def test_export_and_load(tmp_path):
     save_model_file(path, method="matcher", conf=exported["conf"], state_dict=exported["state_dict"], meta={})
     m = load_matcher(path)
     assert m.features == "sift" and m.descriptor_dim == 128
+    labelled = build_method("matcher", {**TINY, "features": {**TINY["features"], "label": "default"}})
+    assert labelled.export()["conf"]["features"] == "default"
     for a, b in zip(method.matcher.state_dict().values(), m.model.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -85,3 +87,10 @@ def test_tiny_training_lowers_the_loss():
         opt.step()
         losses.append(float(out["loss"].detach()))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_batch_without_valid_pairs_is_skipped_not_crashed():
+    """Blank images give no textured crop pair: a NaN loss, which the engine's guard skips."""
+    method = build_method("matcher", TINY)
+    out = method({"image": torch.zeros(2, 3, 150, 200), "index": torch.arange(2)})
+    assert out["valid_pairs"] == 0 and torch.isnan(out["loss"])
