@@ -9,9 +9,15 @@ At the corresponding locations ``c`` of a pair (TPR slides):
 * soft labels ``l_c = exp(-alpha (1 - <t_c, t'_c>) / lambda)`` from the *target* features of
   the two views at corresponding locations (view 2's features mapped back to view 1 by the
   inverse transformation), no gradient; ``l_c = 1`` for identical features and decreases with
-  their distance; ``alpha`` follows a curriculum. Soft loss:
-  ``L_soft = sum_c w_c (<y_c, y'_c> - l_c)^2``: the printed slide formula is garbled; this is our
-  reading ("regress the prediction similarity towards the soft label", spec §12).
+  their distance; ``alpha`` follows a curriculum. Soft loss: the soft label is the confidence of
+  the positive, ``L_soft = sum_c w_c l_c L_pred_c / sum_c w_c l_c``. The printed slide formula is
+  garbled; an earlier reading, ``sum_c w_c (<y_c, y'_c> - l_c)^2``, cancels itself (the label is
+  computed from the same similarity the prediction already tracks, so the loss falls to ~0
+  without any invariance being learned; docs/tpr.md, diagnosis).
+
+Stabiliser (documented as such, no correspondence is used as a negative):
+:func:`local_uniformity`, Wang & Isola's uniformity term over the cells of one view: nothing in a
+positive-only loss makes neighbouring locations differ.
 
 Deviation: the slides also divide by ``|C|``; with weights that already sum to 1 this is only a
 constant scale, so it is left out (the loss is a weighted mean).
@@ -63,17 +69,38 @@ def uniform_weights(mask: torch.Tensor) -> torch.Tensor:
 def weighted_loss(
     prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Per-pair TPR loss ``(B,)``: ``sum_c w_c L_pred_c`` (hard) or ``sum_c w_c (<y, y'> - l_c)^2`` (soft).
+    """Per-pair TPR loss ``(B,)``: ``sum_c w_c L_pred_c`` (hard) or ``sum_c w_c l_c L_pred_c / sum_c w_c l_c`` (soft).
 
     Args:
         prediction, target: ``(B, N, D)`` L2-normalised.
-        weights: ``(B, N)`` from :func:`saliency_weights` or :func:`uniform_weights`.
-        labels: ``(B, N)`` soft labels (None: hard labels, i.e. 1).
+        weights: ``(B, N)`` from :func:`saliency_weights` or :func:`uniform_weights` (rows sum to 1).
+        labels: ``(B, N)`` soft labels in ``(0, 1]`` (None: hard labels, i.e. 1), used without gradient.
     """
-    if labels is None:
-        return (weights * prediction_loss(prediction, target)).sum(1)
-    similarity = (prediction * target).sum(-1)
-    return (weights * (similarity - labels) ** 2).sum(1)
+    if labels is not None:
+        weights = weights * labels.detach()
+        weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
+    return (weights * prediction_loss(prediction, target)).sum(1)
+
+
+def local_uniformity(descriptors: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Uniformity of the descriptors of each view (Wang & Isola 2020), averaged over views.
+
+    ``log mean_{i != j} exp(-t ||x_i - x_j||^2)`` over the ``N`` cells of a view (L2-normalised
+    inside): lowest when the cells of one image spread over the sphere, 0 when they coincide.
+
+    Args:
+        descriptors: ``(B, N, D)``, ``N >= 2`` cells per view.
+        t: temperature of the Gaussian potential.
+
+    Returns:
+        scalar.
+    """
+    x = torch.nn.functional.normalize(descriptors.float(), dim=-1)
+    b, n, _ = x.shape
+    sq = (2.0 - 2.0 * x @ x.transpose(1, 2)).clamp_min(0.0)  # (B, N, N) squared distances
+    off = ~torch.eye(n, dtype=torch.bool, device=x.device)
+    logits = (-t * sq)[:, off].reshape(b, n * (n - 1))
+    return (torch.logsumexp(logits, dim=1) - math.log(n * (n - 1))).mean()
 
 
 def ramp(progress: float, start: float, end: float, shape: str = "linear") -> float:
@@ -129,4 +156,4 @@ def collapse_metrics(descriptors: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"desc_std": std, "eff_rank": torch.exp(entropy)}
 
 
-__all__ = ["RAMPS", "collapse_metrics", "covariance_penalty", "prediction_loss", "ramp", "saliency_weights", "soft_labels", "uniform_weights", "weighted_loss"]
+__all__ = ["RAMPS", "collapse_metrics", "covariance_penalty", "local_uniformity", "prediction_loss", "ramp", "saliency_weights", "soft_labels", "uniform_weights", "weighted_loss"]

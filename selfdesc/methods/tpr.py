@@ -30,6 +30,7 @@ Every choice not on the TPR slides is a reconstruction ([INFER] in spec §6.3), 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -37,7 +38,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfdesc.errors import ConfigError
-from selfdesc.losses.tpr import collapse_metrics, covariance_penalty, ramp, saliency_weights, soft_labels, uniform_weights, weighted_loss
+from selfdesc.losses.tpr import (
+    collapse_metrics,
+    covariance_penalty,
+    local_uniformity,
+    ramp,
+    saliency_weights,
+    soft_labels,
+    uniform_weights,
+    weighted_loss,
+)
 from selfdesc.methods.hndesc import _dataclass_from
 from selfdesc.models import deform, swin, vgg
 from selfdesc.models.deform import sample_map
@@ -57,18 +67,35 @@ CURRICULUM_FIELDS = ("min_zoom", "max_zoom_out", "max_rot_deg", "min_distort", "
 
 DEFAULT_CONF: dict[str, Any] = {
     "backbone": {"name": "aslfeat", **{name: dict(defaults) for name, (_, defaults) in BACKBONES.items()}},
-    "projector": {"hidden": None, "out": None},  # None: 2 * dim and dim
+    "projector": {"enabled": False, "hidden": None, "out": None},  # None: 2 * dim and dim; disabled: identity
     "predictor": {"hidden": None},  # None: 2 * projector out
     "ema": {"base": 0.99},
     "schedule_steps": 20000,
     "hcrops": {**dataclasses.asdict(HCropsConfig()), "crop_size": 192, "num_keypoints": 16, "min_distort": [0.6, 0.6]},
     "hcrops_hard": {"min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 30.0, "min_distort": [0.4, 0.4]},
     "augment": {"enabled": True},
-    "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": False},
+    "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": True},
+    "detector": {"weight": 1.0, "shift": 8.0},
     "curriculum": {"shape": "linear", "alpha": [0.0, 1.0], "strength": [0.0, 1.0]},
-    "collapse": {"var_weight": 1.0, "min_std": 0.5, "cov_weight": 0.04, "metrics_points": 1024},
+    "collapse": {"var_weight": 1.0, "min_std": 0.5, "cov_weight": 0.0, "uniformity_weight": 0.02, "uniformity_t": 2.0, "uniformity_points": 256, "metrics_points": 1024},
     "keypoints": {"num_source_points": 256},
 }
+
+
+def _random_cells(values: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, k', C)``: up to ``k`` random valid rows of ``values`` ``(B, N, C)`` per item (``k'`` = fewest valid, >= 2)."""
+    k = max(2, min(k, int(mask.sum(1).min().clamp_min(2))))
+    keys = torch.rand(mask.shape, device=values.device) + mask.to(values.dtype)  # valid cells first
+    idx = keys.topk(k, dim=1).indices
+    return values.gather(1, idx[..., None].expand(-1, -1, values.shape[-1]))
+
+
+def within_cells(points: torch.Tensor, size: int, stride: int, offset: float) -> torch.Tensor:
+    """``(B, N)`` bool: ``points`` ``(B, N, 2)`` lie between the first and last cell centres of a
+    ``size x size`` view's map (cell ``j`` at pixel ``stride * j + offset``), where bilinear reads
+    are exact; outside that band :func:`~selfdesc.models.deform.sample_map` repeats the border cell."""
+    last = offset + stride * math.floor((size - 1 - offset) / stride)
+    return ((points >= offset) & (points <= last)).all(dim=-1)
 
 
 def build_backbone(conf: dict[str, Any]) -> nn.Module:
@@ -111,8 +138,9 @@ class TPR(nn.Module):
         self.backbone_conf = {"name": name, **c["backbone"][name]}
         backbone = build_backbone(self.backbone_conf)
         dim = int(backbone.dim)
-        out = int(c["projector"]["out"] or dim)
-        projector = _mlp(dim, int(c["projector"]["hidden"] or 2 * dim), out)
+        pc = c["projector"]
+        out = int(pc["out"] or dim) if pc["enabled"] else dim
+        projector = _mlp(dim, int(pc["hidden"] or 2 * dim), out) if pc["enabled"] else nn.Identity()
         self.online = Encoder(backbone, projector)
         self.predictor = _mlp(out, int(c["predictor"]["hidden"] or 2 * out), out)
         self.target = make_target(self.online)
@@ -177,7 +205,9 @@ class TPR(nn.Module):
         H = torch.cat([H, torch.linalg.inv(H)]).float()  # view -> other view pixels
         bb = self.online.backbone
         pts, pts_other, inside = dense_grid_correspondences(H, crops.crop_size, bb.stride, bb.offset)
-        mask = inside & pairs["pair_valid"].repeat(2)[:, None]
+        S = crops.crop_size
+        covered = within_cells(pts_other, S, bb.stride, bb.offset) & within_cells(pts_other, S, bb.score_stride, bb.score_offset)
+        mask = inside & covered & pairs["pair_valid"].repeat(2)[:, None]
 
         online = self.online(views)
         prediction = F.normalize(self.predictor(online["projection"]), dim=1)
@@ -187,12 +217,11 @@ class TPR(nn.Module):
         t_other = sample_map(target[other], pts_other, bb.stride, bb.offset, normalize=True).float()
 
         lc = c["loss"]
+        s = sample_map(online["scores"], pts, bb.score_stride, bb.score_offset)[..., 0].float()
+        s_other = sample_map(online["scores"][other], pts_other, bb.score_stride, bb.score_offset)[..., 0].float()
+        saliency = saliency_weights(s, s_other, mask)
         if lc["saliency"]:
-            s = sample_map(online["scores"], pts, bb.score_stride, bb.score_offset)[..., 0].float()
-            s_other = sample_map(online["scores"][other], pts_other, bb.score_stride, bb.score_offset)[..., 0].float()
-            weights = saliency_weights(s, s_other, mask)
-            if lc["detach_saliency"]:
-                weights = weights.detach()
+            weights = saliency.detach() if lc["detach_saliency"] else saliency
         else:
             weights = uniform_weights(mask)
         labels = None
@@ -203,9 +232,26 @@ class TPR(nn.Module):
         per_pair = weighted_loss(p, t_other, weights, labels)
         loss = per_pair[has].mean() if bool(has.any()) else per_pair.sum() * 0.0
 
-        # collapse guard and metrics on the online descriptors (what the extractor outputs)
-        desc = sample_map(online["features"], pts, bb.stride, bb.offset, normalize=True).float()[mask]
+        # collapse guards and metrics on the online descriptors (what the extractor outputs)
+        desc_maps = online["features"]
+        desc_grid = sample_map(desc_maps, pts, bb.stride, bb.offset, normalize=True).float()
+        desc = desc_grid[mask]
         cg = c["collapse"]
+        cells = _random_cells(desc_grid[has], mask[has], int(cg["uniformity_points"]))
+        uniformity = local_uniformity(cells, float(cg["uniformity_t"])) if len(cells) else desc_grid.sum() * 0.0
+        loss = loss + float(cg["uniformity_weight"]) * uniformity
+        # detector: saliency (with gradient) towards cells whose descriptor is distinctive, i.e. more
+        # similar at the correspondence than ``shift`` px away from it (the margin is a constant here)
+        dc = c["detector"]
+        with torch.no_grad():
+            d_other = sample_map(desc_maps[other], pts_other, bb.stride, bb.offset, normalize=True).float()
+            angle = torch.rand(pts_other.shape[:2], device=pts.device) * (2 * torch.pi)
+            shifted = pts_other + float(dc["shift"]) * torch.stack([angle.cos(), angle.sin()], -1)
+            d_shift = sample_map(desc_maps[other], shifted, bb.stride, bb.offset, normalize=True).float()
+            margin = ((d_other - d_shift) * desc_grid).sum(-1)
+        det = -(saliency * margin).sum(1)
+        det_loss = det[has].mean() if bool(has.any()) else det.sum() * 0.0
+        loss = loss + float(dc["weight"]) * det_loss
         std = desc.std(0, unbiased=False) * desc.shape[-1] ** 0.5 if len(desc) > 1 else desc.new_ones(desc.shape[-1])
         guard = F.relu(float(cg["min_std"]) - std).mean()
         loss = loss + float(cg["var_weight"]) * guard
@@ -221,6 +267,9 @@ class TPR(nn.Module):
                 "pred_loss": ((1.0 - sim) * mask).sum() / mask.sum().clamp_min(1),
                 "var_guard": guard.detach(),
                 "cov_guard": cov.detach(),
+                "uniformity": uniformity.detach(),
+                "det_loss": det_loss.detach(),
+                "margin": (margin * mask).sum() / mask.sum().clamp_min(1),
                 "alpha": torch.tensor(alpha),
                 "strength": torch.tensor(strength),
                 "tau": torch.tensor(self.tau),
@@ -237,4 +286,4 @@ class TPR(nn.Module):
         return {"conf": {"backbone": dict(self.backbone_conf)}, "state_dict": self.online.backbone.state_dict()}
 
 
-__all__ = ["BACKBONES", "DEFAULT_CONF", "Encoder", "TPR", "build_backbone"]
+__all__ = ["BACKBONES", "DEFAULT_CONF", "Encoder", "TPR", "build_backbone", "within_cells"]

@@ -9,6 +9,7 @@ from selfdesc.losses.tpr import (
     RAMPS,
     collapse_metrics,
     covariance_penalty,
+    local_uniformity,
     prediction_loss,
     ramp,
     saliency_weights,
@@ -61,11 +62,29 @@ def test_weighted_loss_hard_and_soft():
     w = torch.tensor([[0.5, 0.25, 0.25]])
     assert torch.allclose(prediction_loss(p, t), torch.tensor([[0.0, 1.0, 2.0]]), atol=1e-6)
     assert weighted_loss(p, t, w).item() == pytest.approx(0.25 * 1 + 0.25 * 2)
-    labels = torch.tensor([[1.0, 0.5, 0.0]])
-    assert weighted_loss(p, t, w, labels).item() == pytest.approx(0.25 * 0.25 + 0.25 * 1.0)
-    # soft labels equal to the similarities: zero loss; all ones: the squared hard loss
-    assert weighted_loss(p, t, w, torch.tensor([[1.0, 0.0, -1.0]])).item() == pytest.approx(0.0, abs=1e-6)
-    assert weighted_loss(p, t, w, torch.ones(1, 3)).item() == pytest.approx(0.25 * 1 + 0.25 * 4)
+    # soft labels are the confidence of each positive: weights w_c l_c, renormalised
+    labels = torch.tensor([[1.0, 0.5, 0.25]])  # w * l = 0.5, 0.125, 0.0625 (sum 0.6875)
+    assert weighted_loss(p, t, w, labels).item() == pytest.approx((0.125 * 1 + 0.0625 * 2) / 0.6875)
+    # all ones: the hard loss; a label scale does not change it
+    assert weighted_loss(p, t, w, torch.ones(1, 3)).item() == pytest.approx(weighted_loss(p, t, w).item())
+    assert weighted_loss(p, t, w, 0.3 * labels).item() == pytest.approx(weighted_loss(p, t, w, labels).item())
+    # unlike the squared regression towards l_c, labels equal to the similarities do not zero the loss
+    assert weighted_loss(p, t, w, torch.tensor([[1.0, 0.5, 0.1]])).item() == pytest.approx((0.125 * 1 + 0.025 * 2) / 0.65)
+    # no gradient flows into the labels
+    lab, pg = labels.clone().requires_grad_(True), p.clone().requires_grad_(True)
+    weighted_loss(pg, t, w, lab).backward()
+    assert pg.grad is not None and lab.grad is None
+
+
+def test_local_uniformity_low_when_spread_zero_when_collapsed():
+    d = 16
+    spread = torch.eye(d)[None]  # orthogonal: every squared distance is 2
+    assert local_uniformity(spread, t=2.0).item() == pytest.approx(-4.0, abs=1e-6)
+    same = torch.ones(1, 8, d)
+    assert local_uniformity(same).item() == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    random = torch.randn(2, 64, d, generator=g)
+    assert -4.0 < local_uniformity(random).item() < local_uniformity(random * 0.1 + 1.0).item() < 0.0
 
 
 @pytest.mark.parametrize("shape", RAMPS)
