@@ -9,7 +9,8 @@ Registered as ``hndesc-lite``. Extraction (single scale, no pyramid):
    ``max_keypoints`` best;
 3. each peak is refined on the heatmap (``refine``: ``softargmax`` in the window the model was
    trained with, default; ``quadratic``; ``none``), see :mod:`selfdesc.features.subpixel`;
-4. descriptors are sampled bilinearly at the refined positions and L2-normalised.
+4. descriptors are sampled bilinearly at the refined positions and L2-normalised (the 1x1
+   descriptor head runs on the sampled features only, :meth:`~selfdesc.models.litenet.LiteNet.describe_at`).
 
 Keypoints are ``(x, y)`` pixels of the input image, pixel-centre convention. ``checkpoint``
 selects a model file (``selfdesc export-weights``) or a training checkpoint; the default is the
@@ -27,7 +28,6 @@ from selfdesc.features.base import Extractor
 from selfdesc.features.nms import top_k_peaks
 from selfdesc.features.subpixel import REFINEMENTS, refine_peaks
 from selfdesc.models.litenet import CELL, LiteNet
-from selfdesc.models.sampling import sample_descriptors
 from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: the model file shipped with selfdesc
@@ -67,14 +67,14 @@ class HNDescLite(Extractor):
     def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         c, net = self.conf, self.net
         H, W = image.shape[-2:]
-        out = net({"image": image})
+        out = net({"image": image}, dense=False)
         heat = out["heatmap"].float()
         rel = F.interpolate(out["reliability"].float(), scale_factor=CELL, mode="bilinear", align_corners=False)[..., :H, :W]
         num = int(c["max_keypoints"]) if c["max_keypoints"] else H * W
         peaks, scores, valid = top_k_peaks(heat * rel, num, int(c["nms_radius"]), int(c["border"]), float(c["detection_threshold"]))
         peaks, scores = peaks[valid][None], scores[valid]
         xy = refine_peaks(heat, peaks, c["refine"], int(net.conf["refine_radius"]), float(net.conf["refine_temperature"]))
-        desc = sample_descriptors(out["descriptors"].float(), xy, stride=net.stride)[0]
+        desc = net.describe_at(out["features"].float(), xy)[0]
         return {"keypoints": xy[0], "scores": scores, "descriptors": desc}
 
 

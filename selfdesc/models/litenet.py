@@ -9,7 +9,10 @@ Design (see ``docs/lite.md`` for where each idea comes from):
 * Fusion at 1/8: the 1/8 features plus the up-sampled 1/16 features and the pooled 1/4 features,
   mixed by a 3x3 conv. Descriptors: at ``desc_stride`` 8 a 1x1 conv of the fused features; at 4
   the fused features are up-sampled and added to projected 1/4 features first. ``dim`` channels,
-  L2-normalised.
+  **not** normalised: descriptors are sampled (bilinearly) and then L2-normalised, in training
+  (:func:`~selfdesc.models.sampling.sample_descriptors`) as in extraction, where
+  :meth:`LiteNet.describe_at` applies the (linear) 1x1 head to the sampled features only, which
+  gives the same vectors without computing the dense ``dim``-channel map.
 * Keypoint head: 65 logits per 8x8 cell (64 positions + a dustbin) from the pixel-unshuffled
   normalised image (fine detail) and the fused 1/8 features (context); softmax over the 65,
   dustbin dropped, pixel-shuffled to a full-resolution ``heatmap`` in [0, 1] (SuperPoint's layout).
@@ -21,7 +24,9 @@ extraction refines keypoints exactly as training did.
 
 Input ``{"image": (B, C, H, W)}`` in [0, 1], C = 1 or 3, any H, W. Output:
 ``descriptors`` ``(B, dim, ceil(H/s), ceil(W/s))`` (cell ``(i, j)`` centred on image pixel
-``s*j + (s-1)/2``, see :func:`selfdesc.models.sampling.sample_descriptors`), ``heatmap``
+``s*j + (s-1)/2``, see :func:`selfdesc.models.sampling.sample_descriptors`; with
+``dense=False`` instead ``features`` ``(B, fuse_dim, ceil(H/s), ceil(W/s))`` for
+:meth:`LiteNet.describe_at`), ``heatmap``
 ``(B, 1, H, W)`` (pixel ``(x, y)`` is image pixel centre ``(x, y)``), ``reliability``
 ``(B, 1, ceil(H/8), ceil(W/8))``.
 """
@@ -35,6 +40,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from selfdesc.errors import ConfigError
+from selfdesc.models.sampling import sample_descriptors
 
 #: the encoder's total stride (inputs are padded to a multiple of it)
 PAD_MULTIPLE = 16
@@ -112,7 +118,14 @@ class LiteNet(nn.Module):
                 module[1] = nn.Identity()
         return self
 
-    def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def describe_at(self, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """L2-normalised ``(B, N, dim)`` descriptors at ``points`` ``(B, N, 2)`` (``(x, y)`` image pixels)
+        from the ``features`` of ``forward(..., dense=False)``: equal to sampling the dense map."""
+        sampled = sample_descriptors(features, points, normalize=False, stride=self.stride)  # (B, N, fuse_dim)
+        weight = self.desc_head.weight.flatten(1)  # (dim, fuse_dim)
+        return F.normalize(F.linear(sampled, weight, self.desc_head.bias), dim=-1)
+
+    def forward(self, data: dict[str, torch.Tensor], dense: bool = True) -> dict[str, torch.Tensor]:
         x = normalize_image(data["image"])
         H, W = x.shape[-2:]
         pad_h, pad_w = -H % PAD_MULTIPLE, -W % PAD_MULTIPLE
@@ -134,11 +147,15 @@ class LiteNet(nn.Module):
         logits = self.kp_head(torch.cat([self.pixel_branch(F.pixel_unshuffle(x, CELL)), fused], dim=1))
         heatmap = F.pixel_shuffle(torch.softmax(logits, dim=1)[:, :-1], CELL)
         s = self.stride
-        return {
-            "descriptors": F.normalize(self.desc_head(feats), dim=1)[..., : -(-H // s), : -(-W // s)],
+        out = {
             "heatmap": heatmap[..., :H, :W],
             "reliability": torch.sigmoid(self.rel_head(fused))[..., : -(-H // CELL), : -(-W // CELL)],
         }
+        if dense:
+            out["descriptors"] = self.desc_head(feats)[..., : -(-H // s), : -(-W // s)]
+        else:
+            out["features"] = feats[..., : -(-H // s), : -(-W // s)]
+        return out
 
 
 __all__ = ["LiteNet", "conv_bn", "normalize_image"]

@@ -3,6 +3,7 @@ import torch
 
 from selfdesc.errors import ConfigError
 from selfdesc.models.litenet import LiteNet, normalize_image
+from selfdesc.models.sampling import sample_descriptors
 
 
 @pytest.mark.parametrize("stride", [4, 8])
@@ -16,7 +17,6 @@ def test_shapes_on_any_size(stride, size):
     assert out["descriptors"].shape == (2, 32, -(-H // stride), -(-W // stride))
     assert out["heatmap"].shape == (2, 1, H, W)
     assert out["reliability"].shape == (2, 1, -(-H // 8), -(-W // 8))
-    assert torch.allclose(out["descriptors"].norm(dim=1), torch.ones(()), atol=1e-5)
     heat = out["heatmap"]
     assert heat.min() >= 0 and heat.max() <= 1
     # cell softmax: the 64 positions of an 8x8 cell plus the dustbin sum to 1, so a cell sums to < 1
@@ -67,3 +67,19 @@ def test_fused_batchnorm_gives_the_same_outputs():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     for key in want:
         assert torch.allclose(want[key], got[key], atol=1e-5), key
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_sparse_descriptors_equal_the_sampled_dense_map(stride):
+    torch.manual_seed(0)
+    net = LiteNet({"dim": 24, "desc_stride": stride}).eval()
+    image = torch.rand(2, 3, 45, 61)
+    points = torch.rand(2, 30, 2) * torch.tensor([60.0, 44.0])
+    with torch.no_grad():
+        dense = net({"image": image})
+        sparse = net({"image": image}, dense=False)
+        want = sample_descriptors(dense["descriptors"], points, stride=stride)
+        got = net.describe_at(sparse["features"], points)
+    assert "descriptors" not in sparse and torch.equal(sparse["heatmap"], dense["heatmap"])
+    assert got.shape == (2, 30, 24) and torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got.norm(dim=-1), torch.ones(2, 30), atol=1e-5)
