@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from selfdesc.api import load
     from selfdesc.cli.common import check_device, check_output_file, positive
+    from selfdesc.errors import ImageError
     from selfdesc.pipeline.extract import ExtractConfig, dist_info, extract_features, image_names
 
     device = check_device(args.device)
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out}: {s.num_images} images ({s.num_skipped} already there, {s.num_extracted} extracted in {s.seconds:.1f} s{rate})")
         for message in s.failed if args.skip_unreadable else s.failed[1:]:  # without the flag the first is in the error line
             print(f"selfdesc: skipped: {message}", file=sys.stderr)
+    if s.failed and s.num_extracted + s.num_skipped == 0:
+        raise ImageError(f"{args.images}: none of the {s.num_images} images could be read: {s.failed[0]}")
     if not args.skip_unreadable:
         s.raise_failed(args.out)
     return 0

@@ -134,8 +134,9 @@ def test_extract_can_skip_unreadable_images_and_reports_them(corpus, tmp_path, c
     folder = _folder(corpus, tmp_path, "truncated.jpg", "text.jpg")
     out = tmp_path / "f.h5"
     assert main(["extract", "--features", "sift", "--images", str(folder), "--out", str(out), "--quiet", "--skip-unreadable"]) == 0
-    report = capsys.readouterr().out
-    assert "left out 2 unreadable image(s)" in report and "truncated.jpg" in report and "text.jpg" in report
+    report = capsys.readouterr().err
+    skipped = [line for line in report.splitlines() if line.startswith("selfdesc: skipped: ")]
+    assert len(skipped) == 2 and "truncated.jpg" in report and "text.jpg" in report
     with h5py.File(out) as f:
         assert sorted(f) == ["g0.png", "g1.png", "g2.png"]
     only_bad = tmp_path / "bad"
