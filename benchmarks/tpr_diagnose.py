@@ -22,6 +22,7 @@ from selfdesc.io.atomic import write_text_atomic
 from selfdesc.methods.tpr import DEFAULT_CONF, TPR
 from selfdesc.methods.tpr_probe import measure, probe_pairs
 from selfdesc.training.image_folder import ImageFolder
+from selfdesc.weights import save_model_file
 
 
 def load_images(root: str, count: int, size: tuple[int, int], skip: int = 0) -> torch.Tensor:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="CSV of the probe numbers per evaluation")
-    ap.add_argument("--save", help="write the method's state_dict here at the end")
+    ap.add_argument("--export", help="write the trained model file here (as selfdesc export-weights)")
     ap.add_argument("--init", help="a TPR model file (e.g. selfdesc/weights/tpr.pt): its backbone starts both branches")
     ap.add_argument("overrides", nargs="*", help="dotted method overrides, e.g. loss.labels=hard")
     args = ap.parse_args(argv)
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     keys = list(rows[0])
     text = ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows)
     write_text_atomic(args.out, text)
-    if args.save:
-        torch.save(method.state_dict(), args.save)
+    if args.export:
+        save_model_file(args.export, method="tpr", **method.export(), meta={"step": args.steps, "source": "benchmarks/tpr_diagnose.py"})
     return 0
 
 

@@ -4,26 +4,37 @@ features without negatives, with saliency weighting, soft labels and a curriculu
 Online branch: backbone ``f`` (VGG / ASLFeat / Swin, each with its detector) -> projector
 ``g_o`` -> predictor ``q``; target branch: backbone + projector ``g_t`` whose parameters are an
 EMA of the online ones (:mod:`selfdesc.training.ema`, updated in :meth:`TPR.after_step`, which
-the trainer calls after every optimiser step), evaluated without gradient. Projector and
-predictor are 1x1-conv MLPs ``C -> hidden -> out`` with BatchNorm + ReLU (BYOL's, made dense).
+the trainer calls after every optimiser step), evaluated without gradient. Predictor (and the
+optional projector) are 1x1-conv MLPs ``C -> hidden -> out`` with BatchNorm + ReLU (BYOL's, made
+dense). By default there is no projector (``projector.enabled: false``): the prediction loss acts
+on the descriptor map the extractor outputs (issue 15: invariance learned in a projector space
+did not reach the descriptors).
 
 One step (``forward``): H-crops pairs (A, B) with photometric augmentation are made on the
 device; both views go through both branches; the cells of each view's descriptor map (a dense
-grid, warped by the pair homography, kept where it lands inside the other view) are the
-correspondences ``c``, in both directions (A -> B and B -> A). The loss
-(:mod:`selfdesc.losses.tpr`) compares ``q(g_o(z))`` at ``c`` with ``g_t(z')`` at its
-correspondence, weighted by the detection scores of both views (D2-Net style, with gradient:
-this is what trains the detectors), with hard labels (1) or soft labels computed from the
-target projections of both views. The curriculum (``curriculum``) ramps ``alpha`` of the soft
-labels and the transformation strength (H-crops ranges from ``hcrops`` to ``hcrops_hard``)
-over ``schedule_steps``; the step count is the buffer ``num_steps`` (counted in ``forward``
-during training, saved in the checkpoint so a resumed run continues the schedules exactly).
+grid, warped by the pair homography, kept where it lands between the first and last cell centres
+of the other view, :func:`within_cells`) are the correspondences ``c``, in both directions
+(A -> B and B -> A). The loss (:mod:`selfdesc.losses.tpr`) compares ``q(g_o(z))`` at ``c`` with
+``g_t(z')`` at its correspondence, weighted by the detection scores of both views (detached by
+default), with hard labels (1) or soft labels computed from the target features of both views
+(the confidence of each positive). The curriculum (``curriculum``) ramps ``alpha`` of the soft
+labels and the transformation strength (H-crops ranges from ``hcrops`` to ``hcrops_hard``) over
+``schedule_steps``; the step count is the buffer ``num_steps`` (counted in ``forward`` during
+training, saved in the checkpoint so a resumed run continues the schedules exactly).
 
-Collapse: the predictor + EMA target are BYOL's guard; in addition a variance hinge
-``var_weight * mean_d relu(min_std - sqrt(D) std_d)`` on the online descriptors (off with
-``var_weight: 0``), a decorrelation term ``cov_weight *`` :func:`~selfdesc.losses.tpr.covariance_penalty`
-against dimensional collapse (off with ``cov_weight: 0``), and the logged ``desc_std`` / ``eff_rank`` of the descriptors
-(:func:`~selfdesc.losses.tpr.collapse_metrics`).
+Detector loss (``detector.weight``): ``-sum_c w_c m_c`` with the saliency weights ``w_c`` (with
+gradient) and the constant margin ``m_c = <d_c, d'_c> - <d_c, d'_{c + shift}>`` of the online
+descriptors: the scores move towards cells whose descriptor is distinctive, instead of towards
+cells where the prediction loss is already low (what the saliency gradient of the main loss
+rewards: flat regions).
+
+Collapse and locality: the predictor + EMA target are BYOL's guard; the stabiliser
+``uniformity_weight *`` :func:`~selfdesc.losses.tpr.local_uniformity` spreads the descriptors of
+the cells of each view over the sphere (nothing in a positive-only loss makes neighbouring
+locations differ; no correspondence is used as a negative); a variance hinge
+``var_weight * mean_d relu(min_std - sqrt(D) std_d)`` and the decorrelation term ``cov_weight *``
+:func:`~selfdesc.losses.tpr.covariance_penalty` (off by default: it measured worse, docs/tpr.md);
+the logged ``desc_std`` / ``eff_rank`` of the descriptors (:func:`~selfdesc.losses.tpr.collapse_metrics`).
 
 Every choice not on the TPR slides is a reconstruction ([INFER] in spec §6.3), see docs/tpr.md.
 """

@@ -11,14 +11,18 @@ On fixed, seeded H-crops pairs (:func:`probe_pairs`) with their dense grid corre
   the loss compares);
 * ``nn3`` / ``nn8``: fraction of A cells whose nearest neighbour over all cells of B lies within
   3 / 8 px of the ground truth;
-* ``eff_rank``: effective rank of up to 1024 descriptors.
+* ``eff_rank``: effective rank of up to 1024 descriptors;
+* ``sal_ratio``: the saliency-weighted mean of ``1 - cos_gt`` over its plain mean (below 1: the
+  detection scores favour cells whose descriptors already agree, e.g. flat regions);
+* ``sal_texture``: correlation over cells between the saliency weight and the local image
+  gradient magnitude of view A (does the detector fire on texture?).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from selfdesc.losses.tpr import collapse_metrics
+from selfdesc.losses.tpr import collapse_metrics, saliency_weights
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
 from selfdesc.training.hcrops import dense_grid_correspondences, make_pairs, random_textured_points
@@ -77,6 +81,16 @@ def measure(method: TPR, pairs: dict[str, torch.Tensor], seed: int = 0) -> dict[
     res["nn3"] = float((err <= 3.0)[mask].float().mean())
     res["nn8"] = float((err <= 8.0)[mask].float().mean())
     res["eff_rank"] = float(collapse_metrics(da[mask][:1024])["eff_rank"])
+    s_a = sample_map(out_a["scores"], pts, bb.score_stride, bb.score_offset)[..., 0]
+    s_b = sample_map(out_b["scores"], pts_b, bb.score_stride, bb.score_offset)[..., 0]
+    w = saliency_weights(s_a, s_b, mask)
+    db = sample_map(out_b["features"], pts_b, bb.stride, bb.offset, normalize=True)
+    miss = 1.0 - (da * db).sum(-1)
+    res["sal_ratio"] = float((w * miss).sum(1).mean() / (miss[mask].mean()))
+    gray = pairs["A"].mean(1, keepdim=True)
+    grad = torch.stack(torch.gradient(gray[:, 0], dim=(1, 2))).norm(dim=0)[:, None]
+    texture = sample_map(F.avg_pool2d(grad, 5, 1, 2), pts, 1, 0.0)[..., 0]
+    res["sal_texture"] = float(torch.corrcoef(torch.stack([w[mask], texture[mask]]))[0, 1])
     method.train(was)
     return res
 

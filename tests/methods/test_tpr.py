@@ -137,3 +137,35 @@ def test_tiny_training_lowers_the_loss_without_collapse(tmp_path):
     assert float(rows[-1]["eff_rank"]) > 4.0 and float(rows[-1]["desc_std"]) > 0.3
     assert float(rows[-1]["tau"]) == pytest.approx(ema_decay(steps - 2, steps, 0.99))  # logged before the last update
     assert int(m.num_steps) == steps
+
+
+def _noise_images(n, seed):
+    """Multi-scale smooth noise ``(n, 3, 72, 96)``: texture at every place, nothing repeats."""
+    g = torch.Generator().manual_seed(seed)
+    return sum(F.interpolate(torch.rand(n, 3, 72 // k, 96 // k, generator=g), size=(72, 96), mode="bilinear") for k in (2, 4, 8)) / 3
+
+
+def test_tiny_run_makes_descriptors_more_discriminative_without_collapse():
+    """15 steps of the default method (ASLFeat, 40 px crops): on held-out pairs the cosine at the
+    correspondence pulls away from the cosine 4 and 8 px off, and the effective rank stays above 20
+    (the method before issue 15 lowered both gaps in this setting: 0.014 -> 0.009 and 0.038 -> 0.032)."""
+    from selfdesc.methods.tpr_probe import measure, probe_pairs
+
+    torch.manual_seed(0)
+    steps = 15
+    m = TPR({"hcrops": {"crop_size": 40, "min_texture_std": 0.0}, "keypoints": {"num_source_points": 64}, "schedule_steps": steps})
+    train, probe = _noise_images(8, 1), probe_pairs(m, _noise_images(4, 2))
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+    before = measure(m, probe)
+    for step in range(steps):
+        out = m({"image": train[torch.randint(8, (4,))]})
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        m.after_step(step)
+    after = measure(m, probe)
+    gap8 = lambda r: r["cos_gt"] - r["cos_8"]  # noqa: E731
+    assert after["gap4"] > before["gap4"] + 0.005
+    assert gap8(after) > 1.5 * gap8(before)
+    assert after["cos_gt"] > after["cos_rand"] + 0.1
+    assert after["eff_rank"] > 20.0
