@@ -38,6 +38,7 @@ def test_validation_logs_scores_and_keeps_best(tmp_path):
     assert [int(r["step"]) for r in val_rows] == [2]
     mma1, mma3 = float(val_rows[0]["val/mma@1"]), float(val_rows[0]["val/mma@3"])
     assert 0.0 <= mma1 <= mma3 <= 1.0
+    assert float(val_rows[0]["val/mma@1+3"]) == pytest.approx(0.5 * (mma1 + mma3))
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "validation-synth").is_dir()
 
     # export: the model file reproduces the trained network exactly
@@ -58,3 +59,8 @@ def test_validation_logs_scores_and_keeps_best(tmp_path):
 def test_validation_needs_images(tmp_path):
     with pytest.raises(ConfigError, match="val.images"):
         SyntheticValidation(ValidationConfig(), "hndesc", tmp_path)
+
+
+def test_unknown_validation_score(tmp_path):
+    with pytest.raises(ConfigError, match="mma@1\\+3"):
+        SyntheticValidation(ValidationConfig(images=str(tmp_path), score="mma@2"), "hndesc", tmp_path)
