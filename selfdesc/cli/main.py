@@ -23,12 +23,12 @@ Handler = Callable[[argparse.Namespace], int]
 #: defines ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
     "train_cmd",
-    "train_matcher_cmd",
     "extract_cmd",
     "pairs_cmd",
     "match_cmd",
     "sfm_cmd",
     "eval_cmd",
+    "train_matcher_cmd",
     "export_cmd",
     "features_cmd",
     "demo_cmd",

@@ -38,7 +38,7 @@ def test_train_resume_export(tmp_path, capsys):
     assert 0 <= float(row["val/mma@3"]) <= 1 and 0 <= float(row["val/mnn_mma@3"]) <= 1 and float(row["val/mnn_num_matches"]) > 0
     assert (run / "checkpoints" / "best.pt").is_file()
     assert main([*args, "--resume", "train.steps=3", *TINY]) == 0
-    assert _steps(run) == [1, 2, 2, 3]
+    assert _steps(run) == [1, 2, 2, 3, 3]  # the resumed run keeps its config.yaml: validation at its last step too
     assert "descriptor_dim: 128" in (run / "config.yaml").read_text()
     assert main(["export-weights", str(run), str(model)]) == 0
     m = load_matcher(model)
