@@ -17,9 +17,9 @@ from selfdesc.io.atomic import write_text_atomic
 #: photos shipped inside scikit-image's wheel (skimage/data), textured enough for matching
 SAMPLE_IMAGES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "brick.png")
 #: longest side of the demo's images, sized to the default model's speed: the multi-scale default
-#: takes about 3 s per 480-px image on a 2-core CPU, so at 360 px (0.56x the pixels) the whole demo
-#: (72 images) stays under 3 minutes after set-up
-DEMO_MAX_SIDE = 360
+#: took 2-3.3 s per 360-px image on a 2-core CPU (a 3 min 13 s demo), so 320 px (0.79x the pixels)
+#: keeps the whole demo (72 images) under 3 minutes after set-up
+DEMO_MAX_SIDE = 320
 
 
 def sample_image_dir() -> Path:
