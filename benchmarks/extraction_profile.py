@@ -39,6 +39,7 @@ import torch
 
 from selfdesc.api import load
 from selfdesc.errors import SelfdescError
+from selfdesc.eval.extraction import sync_device
 from selfdesc.features.base import Extractor
 from selfdesc.io.image import LoadedImage, load_image
 from selfdesc.pipeline.extract import ExtractConfig, default_batch_size, default_num_workers, extract_features, image_names
@@ -78,21 +79,16 @@ def pipeline_run(extractor: Extractor, label: str, root: Path, names: list[str],
     return result
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def device_rate(fn: Any, batch: torch.Tensor, min_seconds: float) -> float:
     """Images/s of ``fn(batch)`` on the device (two warm-up calls, then at least ``min_seconds``)."""
     with torch.no_grad():
         for _ in range(2):
             fn(batch)
-        _sync(batch.device)
+        sync_device(batch.device)
         t0, n = time.perf_counter(), 0
         while n == 0 or time.perf_counter() - t0 < min_seconds:
             fn(batch)
-            _sync(batch.device)
+            sync_device(batch.device)
             n += 1
     return n * batch.shape[0] / (time.perf_counter() - t0)
 

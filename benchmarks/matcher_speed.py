@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from selfdesc.eval.extraction import sync_device
+
 
 def _inputs(batch: int, n: int, dim: int, device: torch.device) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(n)
@@ -33,16 +35,14 @@ def _timed(fn, device: torch.device, seconds: float) -> tuple[int, float]:
     """Calls of ``fn`` and the seconds they took (after 3 warm-up calls)."""
     for _ in range(3):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync_device(device)
     calls, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or calls < 3:
         fn()
         calls += 1
-        if device.type == "cuda" and calls % 8 == 0:
-            torch.cuda.synchronize()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        if calls % 8 == 0:
+            sync_device(device)
+    sync_device(device)
     return calls, time.perf_counter() - t0
 
 
