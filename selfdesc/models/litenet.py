@@ -85,10 +85,11 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """3x3 binomial low-pass of ``(B, C, H, W)`` per channel (replicated borders), same size."""
-    k = x.new_tensor([1.0, 2.0, 1.0])
-    k = (k[:, None] * k[None, :] / 16).expand(x.shape[1], 1, 3, 3)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1])
+    """3x3 binomial low-pass ``[1, 2, 1]^T [1, 2, 1] / 16`` of ``(B, C, H, W)`` per channel
+    (replicated borders), same size; separable shifted sums (faster on a CPU than a depthwise conv)."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    h = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]
+    return (h[..., :-2, :] + 2 * h[..., 1:-1, :] + h[..., 2:, :]) / 16
 
 
 def upsample2(x: torch.Tensor) -> torch.Tensor:
