@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         __doc__,
     )
     add_training_options(p)
-    p.add_argument("--init-from", default=None, metavar="MODEL", help="start from the tensors of MODEL (model file or checkpoint) whose name and shape match; ignored with --resume")
     p.set_defaults(handler=run)
 
 
@@ -68,6 +67,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="auto (default): the CPU preset when --device cpu (fp32, batch <= 4, 96 px crops, small validation); none: the config as written",
     )
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint, exit status 0) at the first step after this many minutes")
+    p.add_argument("--init-from", default=None, metavar="MODEL", help="start from the tensors of MODEL (model file or checkpoint) whose name and shape match; ignored with --resume")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=1000")
 
 
