@@ -34,7 +34,7 @@ Options beyond the released HNDesc (all off by default):
 * ``miner.pool: gd``: negatives also from crops of each image's ``neighbours.num`` nearest
   images in a global index (``data.index``, built by ``selfdesc index``), loaded by the loader.
   ``selfgd``: the same with the network's own GeM global descriptors, retrieved over a memory
-  of recent crops (:class:`~selfdesc.training.neighbours.CropMemory`, ``neighbours.memory_size``
+  of recent crops (:class:`~selfdesc.methods.parts.neighbours.CropMemory`, ``neighbours.memory_size``
   crops, descriptors recomputed every ``neighbours.refresh_every`` steps). As in HNDesc's
   ``APCriterionInBatchGD`` the neighbour crops go through the network in the training graph,
   so their negatives carry gradient like those of the B crops.
@@ -60,10 +60,10 @@ from selfdesc.models.litenet import LiteNet
 from selfdesc.models.sampling import sample_descriptors
 from selfdesc.models.superpoint import SuperPointNet
 from selfdesc.retrieval.gem import gem_pool
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs, random_textured_points
-from selfdesc.training.mining import Miner
-from selfdesc.training.neighbours import CropMemory
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, random_textured_points
+from selfdesc.methods.parts.mining import Miner
+from selfdesc.methods.parts.neighbours import CropMemory
 
 DEFAULT_CONF: dict[str, Any] = {
     "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4},

@@ -5,7 +5,7 @@ descriptor training (:data:`DEFAULT_CONF` ``hcrops``), independent photometric a
 the two crops (optionally crop B from a stylized copy), features of both crops from the frozen
 extractor (any registered feature or one of our model files; under ``no_grad``, fp32, the
 ``features.max_keypoints`` strongest, padded with masks), ground-truth labels from ``H_AB``
-(:func:`selfdesc.training.assignment.homography_assignment`) and the negative log-likelihood of
+(:func:`selfdesc.methods.parts.assignment.homography_assignment`) and the negative log-likelihood of
 that assignment, averaged over the layers with ``deep_supervision``. With ``val.images`` the run
 is validated on a held-out synthetic benchmark matched by the matcher (:class:`MatcherValidation`).
 
@@ -25,9 +25,9 @@ from selfdesc.errors import ConfigError
 from selfdesc.features.base import Extractor
 from selfdesc.matching.attention_matcher import AttentionMatcher
 from selfdesc.matching.learned import LearnedMatcher
-from selfdesc.training.assignment import assignment_nll, homography_assignment
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs
+from selfdesc.methods.parts.assignment import assignment_nll, homography_assignment
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs
 from selfdesc.training.validation import SyntheticValidation, ValidationConfig
 
 DEFAULT_CONF: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """Residual descriptors training step (methods.md §7.3, §12; Shrestha et al. 2023).
 
-Per step, on the device: the engine's H-crops pairs (:func:`~selfdesc.training.hcrops.make_pairs`)
+Per step, on the device: the engine's H-crops pairs (:func:`~selfdesc.methods.parts.hcrops.make_pairs`)
 and photometric augmentation of both crops; then, on the CPU, the handcrafted ``g`` (SIFT) on
 the augmented crops. Positives are mutual nearest neighbours between the keypoints of A,
 reprojected into B with ``H_AB``, and the keypoints of B, within ``pos_radius`` pixels (ties
@@ -31,8 +31,8 @@ from selfdesc.losses.hardest import select_hardest
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
 from selfdesc.methods.hndesc import _dataclass_from
 from selfdesc.models.residual import ResidualNet
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs, warp_crops
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, warp_crops
 
 DEFAULT_CONF: dict[str, Any] = {
     "model": ResidualNet.default_conf,

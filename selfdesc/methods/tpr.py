@@ -3,7 +3,7 @@ features without negatives, with saliency weighting, soft labels and a curriculu
 
 Online branch: backbone ``f`` (VGG / ASLFeat / Swin, each with its detector) -> projector
 ``g_o`` -> predictor ``q``; target branch: backbone + projector ``g_t`` whose parameters are an
-EMA of the online ones (:mod:`selfdesc.training.ema`, updated in :meth:`TPR.after_step`, which
+EMA of the online ones (:mod:`selfdesc.methods.parts.ema`, updated in :meth:`TPR.after_step`, which
 the trainer calls after every optimiser step), evaluated without gradient. Predictor (and the
 optional projector) are 1x1-conv MLPs ``C -> hidden -> out`` with BatchNorm + ReLU (BYOL's, made
 dense). By default there is no projector (``projector.enabled: false``): the prediction loss acts
@@ -62,9 +62,9 @@ from selfdesc.losses.tpr import (
 from selfdesc.methods.hndesc import _dataclass_from
 from selfdesc.models import deform, swin, vgg
 from selfdesc.models.deform import sample_map
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.ema import ema_decay, ema_update_, make_target
-from selfdesc.training.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.ema import ema_decay, ema_update_, make_target
+from selfdesc.methods.parts.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
 
 #: backbone name -> (class, its DEFAULT_CONF)
 BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {

@@ -11,7 +11,7 @@ from selfdesc.errors import ConfigError
 from selfdesc.methods.hndesc import HNDesc, repeatability_peaks
 from selfdesc.models.caps import ResUNet
 from selfdesc.models.l2net import QuadL2Net
-from selfdesc.training.hcrops import make_pairs, warp_crops
+from selfdesc.methods.parts.hcrops import make_pairs, warp_crops
 from selfdesc.training.image_folder import ImageFolder
 from selfdesc.training.trainer import TrainConfig, Trainer
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
-from selfdesc.training.hcrops import dense_grid_correspondences, make_pairs, project_points
+from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, project_points
 
 SMALL = {
     "aslfeat": {},
