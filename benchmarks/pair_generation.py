@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from selfdesc.eval.extraction import sync_device
+from selfdesc.device import sync_device
 from selfdesc.io.image import list_images, load_image
 from selfdesc.methods.parts.augment import PhotometricAugment
 from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, random_textured_points

@@ -55,7 +55,8 @@ def run_demo(out: str | Path, features: str | None = None, weights_dir: str | No
     ALIKED and XFeat when their weight files are found (DISK and R2D2 take seconds per image on
     a CPU; ask for them with ``features``). The match picture shows our default model.
     """
-    from selfdesc.cli.common import check_device, parse_features
+    from selfdesc.cli.common import parse_features
+    from selfdesc.device import check_device
     from selfdesc.datasets.hpatches import load_hpatches
     from selfdesc.datasets.synth import build_synthetic, is_synthetic
     from selfdesc.eval.report import markdown_table, plot_mma, write_results_json

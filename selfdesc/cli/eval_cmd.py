@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_device, check_output_dir, parse_features, parse_matchers
+from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_output_dir, parse_features, parse_matchers
+from selfdesc.device import check_device
 from selfdesc.errors import ConfigError, DatasetError
 
 

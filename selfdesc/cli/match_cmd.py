@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device, check_output_dir, check_output_file, positive
+    from selfdesc.cli.common import check_output_dir, check_output_file, positive
+    from selfdesc.device import check_device
     from selfdesc.pipeline.match import MatchConfig, match_pairs
     from selfdesc.pipeline.pairs import read_pairs, unique_pairs
 

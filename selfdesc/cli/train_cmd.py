@@ -112,7 +112,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
     from selfdesc.config import load_config, merge, parse_override, read_yaml
     from selfdesc.errors import ConfigError
     from selfdesc.training.presets import cpu_preset
-    from selfdesc.training.trainer import available_cores
+    from selfdesc.distributed import available_cores
 
     notes: list[str] = []
     if args.resume:
@@ -142,10 +142,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device, check_output_dir
+    from selfdesc.cli.common import check_output_dir
+    from selfdesc.device import check_device
     from selfdesc.methods import build_method
     from selfdesc.training.image_folder import ImageFolder
-    from selfdesc.training.trainer import TrainConfig, Trainer, available_cores, loader_workers, seed_everything
+    from selfdesc.distributed import available_cores
+    from selfdesc.training.trainer import TrainConfig, Trainer, loader_workers, seed_everything
 
     device = check_device(args.device)
     check_output_dir(args.out)

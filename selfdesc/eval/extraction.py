@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from selfdesc.device import sync_device
 from selfdesc.features.base import Extractor
 from selfdesc.io.image import load_image
 from selfdesc.matching import match_mnn
@@ -67,13 +68,6 @@ class Timing:
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {"device": self.device, "seconds_per_image": self.seconds_per_image, "num_images": self.num_images}
-
-
-def sync_device(device: torch.device | str) -> None:
-    """Wait for the work queued on ``device`` (a no-op off CUDA): call before reading a clock."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def extract_all(

@@ -7,12 +7,11 @@ Register a new one here as ``name -> "module:Class"``; its module must define ``
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from torch import nn
 
-from selfdesc.errors import ConfigError
+from selfdesc.registry import lookup
 
 #: method name -> "module:Class"
 METHODS: dict[str, str] = {
@@ -23,25 +22,22 @@ METHODS: dict[str, str] = {
 }
 
 
-def _module_and_class(name: str) -> tuple[Any, str]:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method '{name}' (available: {', '.join(sorted(METHODS))})")
-    module, cls = METHODS[name].split(":")
-    return importlib.import_module(module), cls
+def method_class(name: str) -> type[nn.Module]:
+    """The class registered under ``name``."""
+    return lookup(METHODS, name, "method")
 
 
 def method_defaults(name: str) -> dict[str, Any]:
     """The ``DEFAULT_CONF`` of method ``name`` (a copy)."""
     import copy
+    import sys
 
-    module, _ = _module_and_class(name)
-    return copy.deepcopy(module.DEFAULT_CONF)
+    return copy.deepcopy(sys.modules[method_class(name).__module__].DEFAULT_CONF)
 
 
 def build_method(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate method ``name`` with ``conf`` merged over its defaults."""
-    module, cls = _module_and_class(name)
-    return getattr(module, cls)(conf or {})
+    return method_class(name)(conf or {})
 
 
-__all__ = ["METHODS", "build_method", "method_defaults"]
+__all__ = ["METHODS", "build_method", "method_class", "method_defaults"]
