@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# GPU round 5 (issues 11, 15, 12, 13) on one H200, over three back-to-back calls on one warm machine.
-# Everything lives in $R (default /root/r5), outside the repo copy, so it survives between calls:
-# the code is frozen into $R/code at the first call; runs are started with setsid and resumed.
+# A GPU training round (rounds 5 and 6; round 5 called this file device_round5.sh) on one H200, over
+# back-to-back calls on one warm machine. Everything lives in $R (default /root/r5), outside the repo
+# copy, so it survives between calls: the code is frozen into $R/code at the first `start`; runs are
+# started with setsid and resumed. The runs come from RUNS ("name:config:overrides joined by +", one per
+# line; export it: `set -a; source benchmarks/round6_runs.sh; set +a`). Every call copies the training
+# photo parts it carries (.carry/train-*, benchmarks/prepare_carry.sh) into $R/data/train.
 #
-#   bash benchmarks/device_round5.sh start SECONDS     carry: .whl .carry/train-1 .carry/val-base
-#       installs the wheels, copies the code and the first half of the training photos, starts every
-#       run in RUNS ("name:config[:extra overrides separated by ,]"), waits SECONDS, snapshots.
-#   bash benchmarks/device_round5.sh more SECONDS      carry: .carry/train-2 .carry/strecha
-#       adds the second half of the photos, stops each run (SIGTERM: it saves last.pt) and resumes it
-#       on all 1551 photos, waits SECONDS, snapshots.
-#   bash benchmarks/device_round5.sh finish            carry: .carry/weights .carry/hpatches-graf
-#       .carry/synth-base .carry/scannet   stops the runs, exports best/last models to $OUT, and runs
-#       the command in FINISH_CMD (evaluation) with M=$R/models.
-# Dry run on a CPU: DEVICE=cpu PY=.venv/bin/python R=/tmp/r5 OUT=/tmp/o RUNS=... bash benchmarks/device_round5.sh start 30
+#   bash benchmarks/device_round.sh start SECONDS     carry: .whl .carry/train-1 .carry/train-2 .carry/val-base
+#       installs the wheels, copies the code, starts every run in RUNS, waits SECONDS, snapshots.
+#   bash benchmarks/device_round.sh more SECONDS      carry: the other .carry/train-* parts
+#       stops each run (SIGTERM: it saves last.pt) and resumes it on all photos copied so far, waits
+#       SECONDS, snapshots.
+#   bash benchmarks/device_round.sh finish            stops the runs, exports best/last models into
+#       $R/models, runs FINISH_CMD (evaluation; M=$R/models) if set, returns the metrics.
+#   bash benchmarks/device_round.sh fetch GLOB...     returns files of $R matching the globs (e.g.
+#       'models/lite*' 'runs/lite/checkpoints/last.pt'), each under 16 MiB, split into 15 MiB parts
+#       otherwise (cat NAME.part-* > NAME); a call returns at most 8 files, so fetch in groups.
+# Dry run on a CPU (EXTRA_ARGS: overrides added to every run):
+#   DEVICE=cpu PY=.venv/bin/python R=/tmp/r5 OUT=/tmp/o RUNS=... EXTRA_ARGS="train.steps=4 ..." bash benchmarks/device_round.sh start 30
 set -uo pipefail
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 DEVICE=${DEVICE:-cuda}; PY=${PY:-python3}; R=${R:-/root/r5}
-PHASE=${1:?start, more or finish}; WAIT=${2:-0}
+PHASE=${1:?start, more, finish or fetch}; WAIT=${2:-0}
 mkdir -p $R/data/train $R/runs $R/logs $R/models
 if [ "$DEVICE" = cuda ] && [ ! -d $R/site ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $R/site .whl/*.whl || exit 1
 fi
 export PYTHONPATH=$R/site:$R/code SELFDESC_WEIGHTS_DIR=$R/data/weights
-for d in train-1 train-2; do [ -d .carry/$d ] && cp -r .carry/$d/. $R/data/train/; done
+for d in .carry/train-*; do [ -d $d ] && cp -r $d/. $R/data/train/; done
 for d in val-base strecha weights hpatches-graf synth-base scannet; do [ -d .carry/$d ] && [ ! -d $R/data/$d ] && cp -r .carry/$d $R/data/$d; done
 [ -d $R/code ] || { mkdir -p $R/code && cp -r selfdesc configs benchmarks $R/code/; }
 echo "$(date +%T) $PHASE: $(ls $R/data/train | wc -l) training photos; data: $(ls $R/data | paste -sd' ')"
@@ -31,7 +36,7 @@ launch() {  # name config [overrides+plus+separated]: start or resume (setsid: o
   local name=$1 cfg=$2 extra=${3:-}; local resume=""
   [ -f $R/runs/$name/checkpoints/last.pt ] && resume=--resume
   (cd $R/code && setsid nohup $PY -m selfdesc ${CMD_OF[$name]:-train} --config configs/$cfg.yaml --images $R/data/train --device $DEVICE \
-    --out $R/runs/$name $resume train.progress=false ${extra//+/ } >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
+    --out $R/runs/$name $resume train.progress=false ${extra//+/ } ${EXTRA_ARGS:-} >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
 }
 stop_all() {
   for p in $R/runs/*.pid; do [ -f $p ] && kill -TERM $(cat $p) 2>/dev/null; done
@@ -70,9 +75,18 @@ case $PHASE in
           && echo "$name $ck: $(du -h $R/models/${name}_$ck.pt | cut -f1)"
       done
     done
-    (cd $R/models && tar -cf $OUT/models.tar *.pt)
     [ -n "${FINISH_CMD:-}" ] && (cd $R/code && M=$R/models D=$R/data E=$R/eval bash -c "$FINISH_CMD")
     [ -d $R/eval ] && tar -czf $OUT/eval.tar.gz --exclude='*.npy' --exclude='*.h5' -C $R eval
+    ls -la $OUT ;;
+  fetch)
+    shift
+    for g in "$@"; do
+      for f in $R/$g; do
+        [ -f "$f" ] || continue
+        n=$(echo "${f#$R/}" | tr / _)
+        if [ $(stat -c %s "$f") -lt 16000000 ]; then cp "$f" $OUT/$n; else split -b 15M -d "$f" $OUT/$n.part-; fi
+      done
+    done
     ls -la $OUT ;;
 esac
 exit 0
