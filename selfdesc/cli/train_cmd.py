@@ -79,13 +79,12 @@ def default_config(method: str = "hndesc") -> dict[str, Any]:
     }
 
 
-def method_name(config_path: str | None, overrides: list[str]) -> str:
-    """The method a run trains: ``method.name`` from the last override, else the YAML file, else hndesc."""
-    from selfdesc.config import parse_override, read_yaml
+def method_name(file_conf: dict[str, Any], overrides: list[str]) -> str:
+    """The method a run trains: ``method.name`` from the last override, else the config file's
+    content ``file_conf`` (:func:`~selfdesc.config.read_yaml`), else hndesc."""
+    from selfdesc.config import parse_override
 
-    name = "hndesc"
-    if config_path is not None:
-        name = (read_yaml(config_path).get("method") or {}).get("name", name)
+    name = (file_conf.get("method") or {}).get("name", "hndesc")
     for text in overrides:
         value = parse_override(text)
         if isinstance(value.get("method"), dict) and "name" in value["method"]:
@@ -95,9 +94,11 @@ def method_name(config_path: str | None, overrides: list[str]) -> str:
 
 def load_run_config(config_path: str | None, overrides: list[str]) -> dict[str, Any]:
     """A run's full config, as ``selfdesc train`` resolves it: the method's code defaults <- YAML <- overrides."""
-    from selfdesc.config import load_config
+    from selfdesc.config import load_config, read_yaml
 
-    return load_config(default_config(method_name(config_path, overrides)), config_path, overrides, open_keys=["train.extra"])
+    file_conf = read_yaml(config_path) if config_path is not None else {}
+    defaults = default_config(method_name(file_conf, overrides))
+    return load_config(defaults, config_path, overrides, open_keys=["train.extra"], content=file_conf)
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -124,7 +125,9 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
         if args.config is not None:
             notes.append(f"--config {args.config} ignored: a resumed run keeps its config.yaml (change values with key=value)")
         return conf, notes
-    conf = load_config(default_config(method_name(args.config, args.overrides)), args.config, [], open_keys=["train.extra"])
+    file_conf = read_yaml(args.config) if args.config is not None else {}
+    defaults = default_config(method_name(file_conf, args.overrides))
+    conf = load_config(defaults, args.config, [], open_keys=["train.extra"], content=file_conf)
     preset = args.preset if args.preset != "auto" else ("cpu" if args.device == "cpu" else "none")
     if preset == "cpu":
         conf, changes = cpu_preset(conf, available_cores())

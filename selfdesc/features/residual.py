@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError, WeightsError
 from selfdesc.features.base import Extractor, select_top_k, to_uint8_gray
 from selfdesc.features.nms import apply_radius_nms
@@ -57,8 +58,6 @@ class Handcrafted:
     dim: ClassVar[int] = 128
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
-        from selfdesc.config import merge
-
         self.conf = merge(self.default_conf, conf or {}, "handcrafted")
         c = self.conf
         if c["name"] not in HANDCRAFTED:

@@ -1,9 +1,10 @@
 """Trainable methods that plug into :class:`selfdesc.training.trainer.Trainer`.
 
-A method is an ``nn.Module`` built from one config dict (merged over its module's
-``DEFAULT_CONF``) whose ``forward(batch)`` takes the image-folder batch ``{"image": (B, 3, H, W)
-in [0, 1], "index": (B,)}`` and returns a dict with a scalar ``"loss"`` plus logged values.
-Register a new one here as ``name -> "module:Class"``; its module must define ``DEFAULT_CONF``.
+A method is an ``nn.Module`` built from one config dict (merged over its class's
+``default_conf`` with :func:`selfdesc.config.merge`) whose ``forward(batch)`` takes the
+image-folder batch ``{"image": (B, 3, H, W) in [0, 1], "index": (B,)}`` and returns a dict with
+a scalar ``"loss"`` plus logged values.
+Register a new one here as ``name -> "module:Class"``; its class must define ``default_conf``.
 """
 from __future__ import annotations
 
@@ -28,11 +29,10 @@ def method_class(name: str) -> type[nn.Module]:
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The ``DEFAULT_CONF`` of method ``name`` (a copy)."""
+    """The ``default_conf`` of method ``name`` (a copy)."""
     import copy
-    import sys
 
-    return copy.deepcopy(sys.modules[method_class(name).__module__].DEFAULT_CONF)
+    return copy.deepcopy(method_class(name).default_conf)
 
 
 def build_method(name: str, conf: dict[str, Any] | None = None) -> nn.Module:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -136,6 +136,8 @@ def repeatability_peaks(repeatability: torch.Tensor, num: int, radius: int = 1, 
 
 class HNDesc(nn.Module):
     """The HNDesc method (see the module docstring)."""
+
+    default_conf: ClassVar[dict[str, Any]] = DEFAULT_CONF
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()

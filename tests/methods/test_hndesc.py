@@ -256,9 +256,10 @@ TINY_RUN = [
 def test_every_config_trains_two_steps(config, tmp_path):
     from selfdesc.cli.main import main
     from selfdesc.cli.train_cmd import default_config, method_name
+    from selfdesc.config import read_yaml
 
     folder = _images(tmp_path / "imgs", n=4, size=(96, 96), resample=Image.NEAREST)  # blocks: plenty of SIFT corners
-    defaults = default_config(method_name(str(config), []))
+    defaults = default_config(method_name(read_yaml(config), []))
     overrides = [o for o in TINY_RUN if _known(defaults, o.split("=")[0])]
     if "_gd" in config.stem:
         from selfdesc.retrieval import GlobalIndex
