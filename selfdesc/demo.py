@@ -87,7 +87,7 @@ def _draw_example(names, pairs, config, path: Path, results: dict) -> None:
     from selfdesc.eval.mma import match_errors
     from selfdesc.io.image import load_image
     from selfdesc.matching import match_mnn
-    from selfdesc.viz import draw_matches, save_png
+    from selfdesc.viz.matches import draw_matches, save_png
 
     best = "default" if "default" in names else max(names, key=lambda n: results[n]["overall"]["mma"]["3"])
     view = [p for p in pairs if p.split == "v"] or list(pairs)

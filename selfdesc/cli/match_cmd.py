@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {s.num_pairs} pairs ({s.num_skipped} already there, {s.num_matched} matched in {s.seconds:.1f} s; mean {s.mean_matches:.1f} matches{inl})")
     if args.viz:
         from selfdesc.pipeline.h5io import FeatureFile
-        from selfdesc.viz import visualize_pairs
+        from selfdesc.viz.matches import visualize_pairs
 
         root = args.images
         if root is None:

@@ -6,7 +6,7 @@ Everything goes into one output folder::
     <out>/database.db                            (COLMAP database)
     <out>/models/<k>/  <out>/sfm/                (all models / the largest one)
     <out>/summary.json                           (settings, counts, timings, summary)
-    <out>/sfm.png                                (top-down view, see selfdesc.viz_sfm)
+    <out>/sfm.png                                (top-down view, see selfdesc.viz.sfm)
 
 Extraction and matching are resumable (selfdesc.pipeline); the database and models are rebuilt
 on every run. Matches are verified by COLMAP (``verify_in_colmap``) unless the matches file
@@ -128,7 +128,7 @@ def reconstruct_images(
     }
     write_text_atomic(out / "summary.json", json.dumps(record, indent=2) + "\n")
     if config.plot and rec is not None:
-        from selfdesc.viz_sfm import plot_sfm_topdown
+        from selfdesc.viz.sfm import plot_sfm_topdown
 
         centres = camera_centres(rec)
         plot_sfm_topdown(
@@ -149,7 +149,7 @@ def evaluate_scene(scene: Any, feature: str, out: str | Path, config: SfMConfig 
         registered images).
     """
     from selfdesc.sfm.align import centre_accuracy
-    from selfdesc.viz_sfm import plot_sfm_topdown
+    from selfdesc.viz.sfm import plot_sfm_topdown
 
     config = config or SfMConfig()
     out = Path(out)
