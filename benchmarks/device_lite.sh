@@ -20,7 +20,13 @@
 # held-out one: ls ../shared/data/eval/synth-base | sort | awk 'NR % 3 == 2' | while read f; do
 # cp ../shared/data/eval/synth-base/$f .carry/val-lite/; done   (13 files, never in the held-out
 # synthetic benchmark, which uses NR % 3 == 1)), TRAIN (default .carry/train-all), NW (loader
-# workers per run, default 6), EXTRA (overrides for both runs), SEED (see above).
+# workers per run, default 6), EXTRA (overrides for both runs), SEED (see above), RUNS (the runs,
+# "name:config ...", default "lite128:hndesc_lite lite64:hndesc_lite64"), INIT (a model file that
+# new runs start from, selfdesc train --init-from; resumed runs ignore it).
+#
+# HNDesc-lite v2 (dense keypoint head), warm-started from the round-5 128-D model (carry it, e.g. in
+# .carry/init/lite_best.pt): RUNS=litev2:hndesc_lite_v2 INIT=.carry/init/lite_best.pt NW=4 \
+#   bash benchmarks/device_lite.sh train 540    ... then the same with finish (exports hndesc_lite_v2.pt)
 #
 # Dry run on a CPU (tiny settings):
 #   DEVICE=cpu PY=/work/main/.venv/bin/python TRAIN=../shared/data/train/shard-a VAL=/tmp/val NW=1 \
@@ -41,7 +47,7 @@ PHASE=${1:?train or finish}; SECONDS_ARG=${2:-0}
 TRAIN=${TRAIN:-.carry/train-all}
 VAL=${VAL:-}; [ -z "$VAL" ] && { [ -d .carry/val-lite ] && VAL=.carry/val-lite || VAL=.carry/val-base; }
 W=runs/lite; mkdir -p $W/logs
-RUNS="lite128:hndesc_lite lite64:hndesc_lite64"   # run:config
+RUNS=${RUNS:-"lite128:hndesc_lite lite64:hndesc_lite64"}   # run:config (configs/<config>.yaml; the exported model is <config>.pt)
 
 snapshot() {  # metrics and logs so far -> $OUT/metrics.tar.gz
   for r in $W/*/; do [ -f $r/metrics.csv ] && cp $r/metrics.csv $W/logs/$(basename $r).csv; done
@@ -78,6 +84,7 @@ launch() {  # run config
     echo "$name: seeded from $SEED"
   fi
   [ -f $W/$name/checkpoints/last.pt ] && resume=--resume
+  [ -z "$resume" ] && [ -n "${INIT:-}" ] && resume="--init-from $INIT"
   setsid nohup $PY -m selfdesc train --config configs/$cfg.yaml --images $TRAIN --device $DEVICE --out $W/$name $resume \
     train.progress=false train.num_workers=${NW:-6} val.images=$VAL ${EXTRA:-} >> $W/logs/$name.log 2>&1 < /dev/null &
   echo $! > $W/$name.pid

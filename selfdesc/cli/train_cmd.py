@@ -1,7 +1,8 @@
 """``selfdesc train``: train a method on a folder of unlabeled images.
 
     selfdesc train --config configs/hndesc_r2d2.yaml --images DIR --out RUN_DIR [--resume]
-        [--device cpu|cuda] [--preset auto|cpu|none] [--max-minutes M] [key.path=value ...]
+        [--device cpu|cuda] [--preset auto|cpu|none] [--max-minutes M] [--init-from MODEL]
+        [key.path=value ...]
 
 Before the first step it prints what it will do (images, pairs per step, device, precision,
 validation), after three steps the time per step and the expected duration; the progress bar
@@ -18,6 +19,11 @@ exits with status 130 (SIGINT) or 143 (SIGTERM); ``--max-minutes`` stops the sam
 step boundary with status 0. ``--resume`` continues exactly (same data order and random
 numbers) with the run's own ``config.yaml``; overrides given with ``--resume`` (e.g. a larger
 ``train.steps``) apply on top of it.
+
+Warm start: ``--init-from MODEL`` (a model file or a training checkpoint of the same method)
+initialises a new run with every tensor of MODEL whose name and shape match the network; the
+others keep their fresh initialisation. The loaded / skipped tensors are printed and written to
+``RUN_DIR/init_from.txt``. With ``--resume`` it is ignored (the checkpoint holds the weights).
 
 The config has four sections: ``train`` (engine: steps, batch size, lr, precision, ...;
 see :class:`selfdesc.training.trainer.TrainConfig`), ``data`` (``size: [W, H]`` the training
@@ -44,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         __doc__,
     )
     add_training_options(p)
+    p.add_argument("--init-from", default=None, metavar="MODEL", help="start from the tensors of MODEL (model file or checkpoint) whose name and shape match; ignored with --resume")
     p.set_defaults(handler=run)
 
 
@@ -144,6 +151,24 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
     return conf, notes
 
 
+def _warm_start(method: Any, name: str, args: argparse.Namespace) -> str:
+    """Apply ``--init-from`` to a new run (recorded in ``RUN_DIR/init_from.txt``); the line to print."""
+    from pathlib import Path
+
+    from selfdesc.io.atomic import write_text_atomic
+    from selfdesc.training.checkpoint import latest_checkpoint
+    from selfdesc.training.warm_start import warm_start
+
+    if args.resume:
+        return f"--init-from {args.init_from} ignored: a resumed run continues from its checkpoint"
+    report = warm_start(method, args.init_from, name)
+    out = Path(args.out)
+    if latest_checkpoint(out) is None:  # else the trainer refuses the folder; leave its record alone
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "init_from.txt", report.summary(args.init_from, full=True) + "\n")
+    return report.summary(args.init_from).replace("\n", "\nselfdesc train:   ")
+
+
 def run(args: argparse.Namespace) -> int:
     from selfdesc.cli.common import check_output_dir
     from selfdesc.device import check_device
@@ -163,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     name = method_conf.pop("name")
     seed_everything(conf["train"]["seed"])  # the method's initial weights are part of a seeded run
     method = build_method(name, method_conf)
+    if args.init_from is not None:
+        notes.append(_warm_start(method, name, args))
     loader_options = getattr(method, "loader_options", None)  # extras the method needs from the loader
     dataset = ImageFolder(args.images, **(loader_options(conf["data"]) if loader_options else {"size": tuple(conf["data"]["size"])}))
     train_conf = TrainConfig(**conf["train"])

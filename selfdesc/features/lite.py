@@ -18,6 +18,7 @@ shipped ``selfdesc/weights/hndesc_lite.pt``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +33,20 @@ from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: the model file shipped with selfdesc
 DEFAULT_MODEL = "hndesc_lite.pt"
+
+
+def backbone_conf(conf: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The :class:`LiteNet` options of a model file's ``conf`` (files written before ``kp_head``
+    existed hold ``cell`` models).
+
+    Raises:
+        WeightsError: the file is not an HNDesc model with the lite backbone.
+    """
+    backbone = dict(conf.get("backbone") or {})
+    if backbone.pop("name", None) != "lite":
+        raise WeightsError(f"{path}: not an HNDesc model with the lite backbone")
+    backbone.setdefault("kp_head", "cell")
+    return backbone
 
 
 class HNDescLite(Extractor):
@@ -56,10 +71,7 @@ class HNDescLite(Extractor):
         if conf["checkpoint"] is None and not path.is_file():
             raise WeightsError(f"{path}: the HNDesc-lite model is not installed with this copy of selfdesc")
         model = read_model_file(path, method="hndesc")
-        backbone = dict(model["conf"]["backbone"])
-        if backbone.pop("name", None) != "lite":
-            raise WeightsError(f"{path}: not an HNDesc model with the lite backbone")
-        self.net = LiteNet(backbone)
+        self.net = LiteNet(backbone_conf(model["conf"], path))
         load_state_checked(self.net, model["state_dict"], path)
         self.net.fuse_batchnorm()
         self.meta = model["meta"]
@@ -78,4 +90,4 @@ class HNDescLite(Extractor):
         return {"keypoints": xy[0], "scores": scores, "descriptors": desc}
 
 
-__all__ = ["DEFAULT_MODEL", "HNDescLite"]
+__all__ = ["DEFAULT_MODEL", "HNDescLite", "backbone_conf"]

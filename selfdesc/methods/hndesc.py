@@ -14,9 +14,10 @@ Options beyond the released HNDesc (all off by default):
 * ``backbone.name``: ``r2d2`` (dilated L2-Net, full resolution), ``caps`` (CAPS ResUNet fine
   map, stride 4, §2.2.1), ``superpoint`` (SuperPoint descriptor head, stride 8) or ``lite``
   (:class:`~selfdesc.models.litenet.LiteNet`: light single-pass encoder, descriptors at stride
-  4, full-resolution cell-softmax keypoint heatmap, reliability). r2d2 and lite have detection
+  4, full-resolution keypoint heatmap, reliability). r2d2 and lite have detection
   heads (``heads: false`` is required for the others, ``heads: true`` for lite). ``mchan`` and
-  ``final_relu`` are r2d2 options.
+  ``final_relu`` are r2d2 options; ``kp_head`` (``dense``, translation-equivariant, default; or
+  ``cell``, the round-5 SuperPoint-style cell softmax) and ``antialias`` are lite options.
 * Detector losses (``detector``): R2D2's cosine-similarity and peakiness losses on the
   repeatability map (r2d2) or the heatmap (lite) (``weight_cosim``, ``weight_peaky``,
   ``patch_size``); lite adds the keypoint reprojection distance and dispersity of
@@ -66,7 +67,7 @@ from selfdesc.methods.parts.mining import Miner
 from selfdesc.methods.parts.neighbours import CropMemory
 
 DEFAULT_CONF: dict[str, Any] = {
-    "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4},
+    "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4, "kp_head": "dense", "antialias": False},
     "hcrops": {"crop_size": 192, "num_keypoints": 200, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "min_distort": [0.6, 0.6]},
     "augment": {"enabled": True},
     "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
@@ -81,6 +82,8 @@ DEFAULT_CONF: dict[str, Any] = {
 }
 
 BACKBONES = ("r2d2", "caps", "superpoint", "lite")
+#: ``backbone`` options of the lite backbone only
+LITE_OPTIONS = ("kp_head", "antialias")
 KEYPOINT_SOURCES = ("textured", "sift", "own")
 
 
@@ -99,14 +102,16 @@ def build_backbone(conf: dict[str, Any], detector: dict[str, Any] | None = None)
     """
     name = conf["name"]
     if name == "r2d2":
-        return QuadL2Net({k: v for k, v in conf.items() if k != "name"}), 1
+        return QuadL2Net({k: v for k, v in conf.items() if k != "name" and k not in LITE_OPTIONS}), 1
     if name not in BACKBONES:
         raise ConfigError(f"unknown HNDesc backbone '{name}' (available: {', '.join(BACKBONES)})")
     if name == "lite":
         if not conf["heads"] or conf["final_relu"]:
             raise ConfigError("method.backbone: 'lite' always has a keypoint head and signed descriptors; set heads: true and final_relu: false")
         d = {**DEFAULT_CONF["detector"], **(detector or {})}
-        net = LiteNet({"dim": conf["dim"], "refine_radius": d["refine_radius"], "refine_temperature": d["temperature"]})
+        net = LiteNet(
+            {"dim": conf["dim"], "kp_head": conf["kp_head"], "antialias": conf["antialias"], "refine_radius": d["refine_radius"], "refine_temperature": d["temperature"]}
+        )
         return net, net.stride
     if conf["heads"] or conf["final_relu"]:
         raise ConfigError(f"method.backbone: '{name}' has no detection heads and signed descriptors; set heads: false and final_relu: false")

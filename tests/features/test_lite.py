@@ -1,5 +1,7 @@
 """HNDesc-lite extraction: output format, routing of model files, sub-pixel keypoints, shift covariance,
 and (once the model ships) matching accuracy of the shipped model."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,18 +10,20 @@ import selfdesc
 from selfdesc.errors import WeightsError
 from selfdesc.eval.mma import match_errors
 from selfdesc.features import load_extractor
-from selfdesc.features.lite import DEFAULT_MODEL, HNDescLite
+from selfdesc.features.lite import DEFAULT_MODEL, HNDescLite, backbone_conf
 from selfdesc.matching import match_mnn
 from selfdesc.methods.hndesc import HNDesc
-from selfdesc.weights import package_model, save_model_file
+from selfdesc.models.litenet import LiteNet
+from selfdesc.weights import package_model, read_model_file, save_model_file
 from tests.features.conftest import astronaut_pair
 
 
 @pytest.fixture(scope="module")
 def lite_file(tmp_path_factory):
-    """A model file of a randomly initialised 32-D lite network (BatchNorm statistics from a few batches)."""
+    """A model file of a randomly initialised 32-D lite network with the dense keypoint head and
+    anti-aliasing, as configs/hndesc_lite_v2.yaml (BatchNorm statistics from a few batches)."""
     torch.manual_seed(0)
-    method = HNDesc({"backbone": {"name": "lite", "dim": 32}})
+    method = HNDesc({"backbone": {"name": "lite", "dim": 32, "antialias": True}})
     method.net.train()
     with torch.no_grad():
         for _ in range(3):
@@ -56,21 +60,56 @@ def test_refine_none_gives_the_integer_peaks_and_refinement_stays_in_the_window(
 
 
 def test_keypoints_of_a_shifted_image_shift_by_the_same_amount(lite_file, texture):
-    # shifts by multiples of the encoder stride (16) are exact for the network; a circular shift keeps
-    # the per-image normalisation. Compared: the 100 strongest points away from the wrapped border
-    # (the random network's weakest peaks differ from their neighbours by float32 round-off only)
+    # a circular shift keeps the per-image normalisation. Compared: the 100 strongest points away
+    # from the wrapped border. Shifts by multiples of the encoder stride (16) are exact for the
+    # network. Other shifts move the 1/8 reliability and the encoder context relative to the image,
+    # which changes the heatmap by about 1 % (tests/models/test_litenet.py) and on this random network
+    # swaps a few near-tied peaks: measured 90-94 % of the points within 0.1 px (median 0.003-0.005 px)
     ext = load_extractor(str(lite_file), max_keypoints=None, detection_threshold=0.0)
     image = torch.from_numpy(texture).permute(2, 0, 1)
     H, W = texture.shape[:2]
     f0 = ext.extract(image)
-    for dx, dy in [(32, 16), (16, 0), (48, 32)]:
+    for dx, dy in [(16, 0), (48, 32), (1, 0), (3, 2), (5, 7)]:
         f1 = ext.extract(torch.roll(image, shifts=(dy, dx), dims=(1, 2)))
         kp0 = f0["keypoints"] + torch.tensor([dx, dy])
         inner = (kp0[:, 0] > dx + 40) & (kp0[:, 0] < W - 40) & (kp0[:, 1] > dy + 40) & (kp0[:, 1] < H - 40)
         kp0 = kp0[inner][:100]
         assert len(kp0) == 100 and (kp0 - kp0.round()).abs().max() > 0.05
         near = torch.cdist(kp0.double(), f1["keypoints"].double()).min(1).values
-        assert near.max() < 0.1, (dx, dy)
+        if dx % 16 == 0 and dy % 16 == 0:
+            assert near.max() < 0.1, (dx, dy)
+        else:
+            assert (near < 0.1).float().mean() >= 0.85 and near.median() < 0.02, (dx, dy)
+
+
+def test_dense_model_file_round_trip(lite_file):
+    model = read_model_file(lite_file, method="hndesc")
+    conf = backbone_conf(model["conf"], lite_file)
+    assert conf["kp_head"] == "dense" and conf["antialias"] is True and conf["dim"] == 32
+    net = LiteNet(conf)
+    net.load_state_dict(model["state_dict"])
+    ext = load_extractor(str(lite_file))
+    assert ext.net.conf == net.conf
+    x = torch.rand(1, 3, 50, 70)
+    with torch.no_grad():
+        want, got = net.eval()({"image": x}), ext.net({"image": x})  # the extractor's network has BatchNorm folded in
+    for key in ("heatmap", "reliability", "descriptors"):
+        assert torch.allclose(want[key], got[key], atol=1e-5), key
+
+
+def test_files_without_kp_head_are_cell_models(tmp_path, texture):
+    # model files written before kp_head existed (round 5): cell weights, no kp_head / antialias keys
+    torch.manual_seed(0)
+    cell = HNDesc({"backbone": {"name": "lite", "dim": 32, "kp_head": "cell"}}).export()
+    conf = {k: v for k, v in cell["conf"]["backbone"].items() if k not in ("kp_head", "antialias", "local_dim")}
+    path = tmp_path / "old.pt"
+    save_model_file(path, method="hndesc", conf={"backbone": conf}, state_dict=cell["state_dict"], meta={})
+    ext = load_extractor(str(path), max_keypoints=100)
+    assert ext.net.conf["kp_head"] == "cell" and ext.net.conf["antialias"] is False
+    assert len(ext.extract(texture)["keypoints"]) == 100
+    shipped_round5 = Path(__file__).resolve().parents[2] / "training-runs" / "round5" / "models" / "lite_best.pt"
+    if shipped_round5.is_file():  # the real round-5 file
+        assert load_extractor(str(shipped_round5)).net.conf["kp_head"] == "cell"
 
 
 def test_wrong_model_files_are_clear_errors(lite_file, tmp_path, monkeypatch):

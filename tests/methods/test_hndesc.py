@@ -277,16 +277,19 @@ def test_every_config_trains_two_steps(config, tmp_path):
 LITE = {**SMALL, "hcrops": {"crop_size": 64, "num_keypoints": 32}, "backbone": {"name": "lite", "dim": 32}, "detector": {"num_peaks": 32}}
 
 
-def test_lite_backbone_trains_descriptors_and_keypoints():
+@pytest.mark.parametrize(
+    "kp_head, heads", [("dense", {"kp_local", "kp_ctx8", "kp_ctx4", "kp_ctx2", "kp_score"}), ("cell", {"kp_head", "pixel_branch"})]
+)
+def test_lite_backbone_trains_descriptors_and_keypoints(kp_head, heads):
     torch.manual_seed(0)
-    m = HNDesc(LITE)
-    assert m.stride == 4 and m.heads
+    m = HNDesc({**LITE, "backbone": {**LITE["backbone"], "kp_head": kp_head}})
+    assert m.stride == 4 and m.heads and m.net.conf["kp_head"] == kp_head
     out = m(_batch())
     assert torch.isfinite(out["loss"]) and out["num_queries"] > 0 and out["kp_points"] > 0
     for key in ("cosim", "peaky", "reproj", "dispersity"):
         assert torch.isfinite(out[key]), key
     out["loss"].backward()
-    heads = {"kp_head", "pixel_branch", "rel_head", "desc_head", "block1"}
+    heads |= {"rel_head", "desc_head", "block1"}
     grads = {name.split(".")[0] for name, p in m.net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert heads <= grads
 
@@ -304,12 +307,12 @@ def test_lite_export_carries_the_training_refinement_window():
 
 def test_lite_own_keypoints_are_heatmap_peaks():
     torch.manual_seed(0)
-    m = HNDesc({**LITE, "keypoints": {"source": "own", "own_after_steps": 0, "num_source_points": 64, "own_nms_radius": 2}})
+    m = HNDesc({**LITE, "keypoints": {"source": "own", "own_after_steps": 0, "num_source_points": 32, "own_nms_radius": 2}})
     batch = _batch(2)
     kp, mask = m._source_keypoints(batch)
     with torch.no_grad():
         heat = m.net.eval()({"image": batch["image"]})["heatmap"]
-    want, want_mask = repeatability_peaks(heat, 64, radius=2, border=4)
+    want, want_mask = repeatability_peaks(heat, 32, radius=2, border=4)
     assert torch.equal(kp, want) and torch.equal(mask, want_mask) and mask.all()
 
 
