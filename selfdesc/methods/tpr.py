@@ -60,14 +60,14 @@ from selfdesc.losses.tpr import (
     uniform_weights,
     weighted_loss,
 )
-from selfdesc.models import deform, swin, vgg
+from selfdesc.models.backbones import backbone_class, build_backbone
 from selfdesc.models.deform import sample_map
 from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.methods.parts.ema import ema_decay, ema_update_, make_target
 from selfdesc.methods.parts.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
 
-#: backbone name -> class (its options: the class's ``default_conf``)
-BACKBONES: dict[str, type[nn.Module]] = {"vgg": vgg.VGGBackbone, "aslfeat": deform.ASLFeatBackbone, "swin": swin.SwinBackbone}
+#: the backbones (:mod:`selfdesc.models.backbones`) TPR trains
+BACKBONES = ("vgg", "aslfeat", "swin")
 
 #: H-crops fields the transformation-strength curriculum interpolates
 CURRICULUM_FIELDS = ("min_zoom", "max_zoom_out", "max_rot_deg", "min_distort", "center_jitter")
@@ -87,15 +87,6 @@ def within_cells(points: torch.Tensor, size: int, stride: int, offset: float) ->
     are exact; outside that band :func:`~selfdesc.models.deform.sample_map` repeats the border cell."""
     last = offset + stride * math.floor((size - 1 - offset) / stride)
     return ((points >= offset) & (points <= last)).all(dim=-1)
-
-
-def build_backbone(conf: dict[str, Any]) -> nn.Module:
-    """Backbone from ``{"name": ..., **options}`` (options merged over that backbone's defaults)."""
-    conf = dict(conf)
-    name = conf.pop("name", None)
-    if name not in BACKBONES:
-        raise ConfigError(f"TPR: unknown backbone '{name}' (available: {', '.join(BACKBONES)})")
-    return BACKBONES[name](conf)
 
 
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
@@ -119,7 +110,7 @@ class TPR(nn.Module):
     """The TPR method (see the module docstring); ``conf`` merges over :attr:`TPR.default_conf`."""
 
     default_conf: ClassVar[dict[str, Any]] = {
-        "backbone": {"name": "aslfeat", **{name: dict(cls.default_conf) for name, cls in BACKBONES.items()}},
+        "backbone": {"name": "aslfeat", **{name: dict(backbone_class(name).default_conf) for name in BACKBONES}},
         "projector": {"enabled": False, "hidden": None, "out": None},  # None: 2 * dim and dim; disabled: identity
         "predictor": {"hidden": None},  # None: 2 * projector out
         "ema": {"base": 0.99},
@@ -291,4 +282,4 @@ class TPR(nn.Module):
         return {"conf": {"backbone": dict(self.backbone_conf)}, "state_dict": self.online.backbone.state_dict()}
 
 
-__all__ = ["BACKBONES", "Encoder", "TPR", "build_backbone", "within_cells"]
+__all__ = ["BACKBONES", "Encoder", "TPR", "within_cells"]

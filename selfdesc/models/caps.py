@@ -84,6 +84,8 @@ class ResUNet(nn.Module):
     """CAPS ResUNet; ``default_conf``: ``coarse_dim`` 128, ``fine_dim`` 128."""
 
     default_conf: ClassVar[dict[str, Any]] = {"coarse_dim": 128, "fine_dim": 128}
+    #: input pixels per cell of the fine descriptor map
+    stride: ClassVar[int] = 4
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()

@@ -88,6 +88,8 @@ class QuadL2Net(nn.Module):
     """
 
     default_conf: ClassVar[dict[str, Any]] = {"dim": 128, "mchan": 4, "final_relu": False, "heads": True}
+    #: input pixels per descriptor-map cell (full resolution)
+    stride: ClassVar[int] = 1
 
     def __init__(self, conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
