@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from selfdesc.cli.train_cmd import load_run_config
+from selfdesc.training.run import load_run_config
 from selfdesc.device import sync_device
 from selfdesc.methods import build_method
 from selfdesc.training.image_folder import ImageFolder

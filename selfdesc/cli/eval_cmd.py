@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_output_dir, parse_features, parse_matchers
 from selfdesc.device import check_device
-from selfdesc.errors import ConfigError, DatasetError
 
 
 #: the --dataset pairs format, shown in ``selfdesc eval homography --help``
@@ -80,24 +80,23 @@ def _load_dataset(args: argparse.Namespace):
     )
 
 
+def _matched_settings(args: argparse.Namespace, features: list[str]) -> dict[str, Any]:
+    """The options of :class:`~selfdesc.eval.extraction.MatchedBenchmarkSettings` given on the command line."""
+    matchers = parse_matchers(args.matcher, features)
+    device = check_device(args.device)
+    return {"max_keypoints": args.max_keypoints, "resize_max": args.resize_max, "device": device, "weights_dir": args.weights_dir, "matchers": matchers}
+
+
 def run_homography(args: argparse.Namespace) -> int:
     from selfdesc.eval.report import reference_caches
     from selfdesc.eval.runner import HomographyBenchmarkConfig, run_homography_benchmark
     from selfdesc.eval.writers import write_homography_report
 
     features = parse_features(args.features)
-    matchers = parse_matchers(args.matcher, features)
-    device = check_device(args.device)
+    settings = _matched_settings(args, features)
     out = check_output_dir(args.out)
     dataset = _load_dataset(args)
-    config = HomographyBenchmarkConfig(
-        max_keypoints=args.max_keypoints,
-        resize_max=args.resize_max,
-        device=device,
-        corners=args.corners,
-        weights_dir=args.weights_dir,
-        matchers=matchers,
-    )
+    config = HomographyBenchmarkConfig(**settings, corners=args.corners)
     print(f"evaluating {', '.join(features)} on {dataset.label}")
     run = run_homography_benchmark(features, dataset.pairs, config, progress=not args.quiet)
     label = ("synthetic — " if dataset.synthetic else "") + f"{dataset.kind}: {dataset.root.name}, {len(dataset.pairs)} pairs"
@@ -161,35 +160,15 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
 
 
 def run_pose(args: argparse.Namespace) -> int:
-    from selfdesc.datasets.scannet_pairs import load_pose_pairs
-    from selfdesc.datasets.strecha import DEFAULT_MAX_ANGLE, DEFAULT_MIN_OVERLAP, covisible_pairs, load_scenes
+    from selfdesc.datasets.registry import load_pose_dataset
     from selfdesc.eval.pose import PoseBenchmarkConfig, run_pose_benchmark
     from selfdesc.eval.writers import write_pose_report
 
     features = parse_features(args.features)
-    matchers = parse_matchers(args.matcher, features)
-    device = check_device(args.device)
+    settings = _matched_settings(args, features)
     check_output_dir(args.out)
-    if args.format == "strecha":
-        min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
-        max_angle = DEFAULT_MAX_ANGLE if args.max_angle is None else args.max_angle
-        pairs = [p for scene in load_scenes(args.root) for p in covisible_pairs(scene, min_overlap, max_angle)]
-        if not pairs:
-            raise DatasetError(f"{args.root}: no co-visible pairs (--min-overlap {min_overlap}, --max-angle {max_angle})")
-        protocol = {"pairs": "co-visible Strecha pairs", "min_overlap": min_overlap, "max_angle": max_angle}
-    else:
-        if args.min_overlap is not None or args.max_angle is not None:
-            raise ConfigError("--min-overlap / --max-angle apply to --format strecha only")
-        pairs = load_pose_pairs(args.root)
-        protocol = {"pairs": "SuperGlue pair list"}
-    config = PoseBenchmarkConfig(
-        max_keypoints=args.max_keypoints,
-        resize_max=args.resize_max,
-        device=device,
-        ransac_threshold=args.ransac_threshold,
-        weights_dir=args.weights_dir,
-        matchers=matchers,
-    )
+    pairs, protocol = load_pose_dataset(args.format, args.root, args.min_overlap, args.max_angle)
+    config = PoseBenchmarkConfig(**settings, ransac_threshold=args.ransac_threshold)
     out = Path(args.out)
     print(f"relative pose: {', '.join(features)} on {len(pairs)} pairs of {args.root}")
     results, timings, per_pair = run_pose_benchmark(features, pairs, config, progress=not args.quiet)

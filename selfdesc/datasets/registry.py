@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdesc.datasets.base import HomographyPair
-from selfdesc.errors import DatasetError
+from selfdesc.errors import ConfigError, DatasetError
 
 DATASET_KINDS = ("hpatches", "pairs", "synth")
 
@@ -65,3 +65,32 @@ def load_homography_dataset(
             root = ensure_synthetic(root, synth_build_dir, seed=seed, verbose=True)
         return HomographyDataset(kind, root, load_hpatches(root, split_list="all"), True)
     raise DatasetError(f"unknown dataset kind '{kind}' (choose from {', '.join(DATASET_KINDS)})")
+
+
+def load_pose_dataset(
+    fmt: str, root: str | Path, min_overlap: float | None = None, max_angle: float | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """Relative-pose pairs and how they were chosen (for ``run.json``).
+
+    Args:
+        fmt: ``"strecha"`` (co-visible pairs of the scenes under ``root``, by ``min_overlap`` and
+            ``max_angle``, defaults of :mod:`selfdesc.datasets.strecha`) or ``"pairs"`` (a
+            SuperGlue pair list, which takes neither).
+
+    Raises:
+        DatasetError: no co-visible pair.
+        ConfigError: ``min_overlap`` / ``max_angle`` with a pair list.
+    """
+    from selfdesc.datasets.scannet_pairs import load_pose_pairs
+    from selfdesc.datasets.strecha import DEFAULT_MAX_ANGLE, DEFAULT_MIN_OVERLAP, covisible_pairs, load_scenes
+
+    if fmt == "strecha":
+        min_overlap = DEFAULT_MIN_OVERLAP if min_overlap is None else min_overlap
+        max_angle = DEFAULT_MAX_ANGLE if max_angle is None else max_angle
+        pairs = [p for scene in load_scenes(root) for p in covisible_pairs(scene, min_overlap, max_angle)]
+        if not pairs:
+            raise DatasetError(f"{root}: no co-visible pairs (--min-overlap {min_overlap}, --max-angle {max_angle})")
+        return pairs, {"pairs": "co-visible Strecha pairs", "min_overlap": min_overlap, "max_angle": max_angle}
+    if min_overlap is not None or max_angle is not None:
+        raise ConfigError("--min-overlap / --max-angle apply to --format strecha only")
+    return load_pose_pairs(root), {"pairs": "SuperGlue pair list"}

@@ -255,7 +255,7 @@ TINY_RUN = [
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_trains_two_steps(config, tmp_path):
     from selfdesc.cli.main import main
-    from selfdesc.cli.train_cmd import default_config, method_name
+    from selfdesc.training.run import default_config, method_name
     from selfdesc.config import read_yaml
 
     folder = _images(tmp_path / "imgs", n=4, size=(96, 96), resample=Image.NEAREST)  # blocks: plenty of SIFT corners
