@@ -55,13 +55,13 @@ from selfdesc.losses.ap import APLossConfig, HNDescAPLoss
 from selfdesc.losses.repeatability import cosim_loss, homography_grid, peaky_loss
 from selfdesc.losses.reprojection import reprojection_loss
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
-from selfdesc.models.backbones import build_backbone
-from selfdesc.models.sampling import sample_descriptors
-from selfdesc.retrieval.gem import gem_pool
 from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, random_textured_points
 from selfdesc.methods.parts.mining import Miner
 from selfdesc.methods.parts.neighbours import CropMemory
+from selfdesc.models.backbones import build_backbone
+from selfdesc.models.sampling import sample_descriptors
+from selfdesc.retrieval.gem import gem_pool
 
 
 #: the backbones (:mod:`selfdesc.models.backbones`) HNDesc trains

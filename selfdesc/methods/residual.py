@@ -30,9 +30,9 @@ from selfdesc.features.residual import Handcrafted
 from selfdesc.geometry.homography import warp_points_torch
 from selfdesc.losses.hardest import select_hardest
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
-from selfdesc.models.residual import ResidualNet
 from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, warp_crops
+from selfdesc.models.residual import ResidualNet
 
 
 #: ``g`` options that define the descriptor (exported with the model); the rest are detector settings

@@ -60,11 +60,11 @@ from selfdesc.losses.tpr import (
     uniform_weights,
     weighted_loss,
 )
-from selfdesc.models.backbones import backbone_class, build_backbone
-from selfdesc.models.deform import sample_map
 from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.methods.parts.ema import ema_decay, ema_update_, make_target
 from selfdesc.methods.parts.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
+from selfdesc.models.backbones import backbone_class, build_backbone
+from selfdesc.models.deform import sample_map
 
 #: the backbones (:mod:`selfdesc.models.backbones`) TPR trains
 BACKBONES = ("vgg", "aslfeat", "swin")

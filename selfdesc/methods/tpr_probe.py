@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from selfdesc.losses.tpr import collapse_metrics, saliency_weights
+from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, random_textured_points
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
-from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, random_textured_points
 
 
 def probe_pairs(method: TPR, images: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
