@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from selfdesc.device import sync_device
