@@ -36,7 +36,7 @@ launch() {  # name config [overrides+plus+separated]: start or resume (setsid: o
   local name=$1 cfg=$2 extra=${3:-}; local resume=""
   [ -f $R/runs/$name/checkpoints/last.pt ] && resume=--resume
   (cd $R/code && setsid nohup $PY -m selfdesc ${CMD_OF[$name]:-train} --config configs/$cfg.yaml --images $R/data/train --device $DEVICE \
-    --out $R/runs/$name $resume train.progress=false ${extra//+/ } ${EXTRA_ARGS:-} >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
+    --out $R/runs/$name $resume ${extra//+/ } train.progress=false ${EXTRA_ARGS:-} >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
 }
 stop_all() {
   for p in $R/runs/*.pid; do [ -f $p ] && kill -TERM $(cat $p) 2>/dev/null; done
