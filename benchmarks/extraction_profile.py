@@ -38,8 +38,8 @@ from typing import Any
 import torch
 
 from selfdesc.api import load
+from selfdesc.device import sync_device
 from selfdesc.errors import SelfdescError
-from selfdesc.eval.extraction import sync_device
 from selfdesc.features.base import Extractor
 from selfdesc.io.image import LoadedImage, load_image
 from selfdesc.pipeline.extract import ExtractConfig, default_batch_size, default_num_workers, extract_features, image_names

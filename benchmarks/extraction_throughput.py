@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from selfdesc.api import load
-from selfdesc.pipeline.extract import ExtractConfig, barrier, dist_info, extract_features, image_names
+from selfdesc.distributed import barrier, dist_info
+from selfdesc.pipeline.extract import ExtractConfig, extract_features, image_names
 from selfdesc.pipeline.h5io import FeatureFile
 
 

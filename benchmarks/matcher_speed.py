@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from selfdesc.eval.extraction import sync_device
+from selfdesc.device import sync_device
 
 
 def _inputs(batch: int, n: int, dim: int, device: torch.device) -> dict[str, torch.Tensor]:

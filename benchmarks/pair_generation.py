@@ -33,11 +33,12 @@ import cv2
 import numpy as np
 import torch
 
-from selfdesc.eval.extraction import sync_device
+from selfdesc.device import sync_device
 from selfdesc.io.image import list_images, load_image
-from selfdesc.training.augment import PhotometricAugment
-from selfdesc.training.hcrops import HCropsConfig, make_pairs, random_textured_points
-from selfdesc.training.hcrops_cv import make_pair_cv
+from selfdesc.methods.parts.augment import PhotometricAugment
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, random_textured_points
+
+from hcrops_cv import make_pair_cv  # benchmarks/hcrops_cv.py, next to this script
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "shard-a"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from selfdesc.eval.extraction import sync_device
+from selfdesc.device import sync_device
 from selfdesc.features import load_extractor
 from selfdesc.io.image import list_images, load_image
 

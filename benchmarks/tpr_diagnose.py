@@ -19,7 +19,7 @@ import torch
 
 from selfdesc.config import merge, parse_override
 from selfdesc.io.atomic import write_text_atomic
-from selfdesc.methods.tpr import DEFAULT_CONF, TPR
+from selfdesc.methods.tpr import TPR
 from selfdesc.methods.tpr_probe import measure, probe_pairs
 from selfdesc.training.image_folder import ImageFolder
 from selfdesc.weights import save_model_file
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    conf = merge(DEFAULT_CONF, {"schedule_steps": args.steps, "hcrops": {"crop_size": 128}})
+    conf = merge(TPR.default_conf, {"schedule_steps": args.steps, "hcrops": {"crop_size": 128}})
     for text in args.overrides:
         conf = merge(conf, parse_override(text))
     if args.init:

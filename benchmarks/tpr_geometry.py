@@ -20,9 +20,9 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, project_points, random_textured_points, warp_crops
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
-from selfdesc.training.hcrops import dense_grid_correspondences, make_pairs, project_points, random_textured_points, warp_crops
 from selfdesc.training.image_folder import ImageFolder
 
 SMALL_SWIN = {"swin": {"embed_dim": 16, "num_heads": [1, 2], "window": 4, "dim": 32}}

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from selfdesc.cli.train_cmd import load_run_config
-from selfdesc.eval.extraction import sync_device
+from selfdesc.device import sync_device
 from selfdesc.methods import build_method
 from selfdesc.training.image_folder import ImageFolder
+from selfdesc.training.run import load_run_config
 
 
 def measure(config: str, images: str, batch: int, steps: int, device: str) -> dict:

@@ -17,40 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from selfdesc.errors import ConfigError
+from selfdesc.features import load_extractor, resolve_features
 from selfdesc.features.base import Extractor
-
-#: method (or ``"method:backbone"``) stored in one of our model files -> the feature extractor that runs it
-METHOD_FEATURES: dict[str, str] = {"hndesc": "hndesc", "hndesc:lite": "hndesc-lite", "residual": "residual-sift", "tpr": "tpr"}
-
-
-def resolve_features(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
-    """A registered feature name, or a model file of ours -> ``(feature name, extra options)``.
-
-    A model file (``selfdesc export-weights``, or a training checkpoint) gives the feature of
-    its method with ``checkpoint=path``.
-
-    Raises:
-        ConfigError: neither a registered name nor an existing file.
-        WeightsError: a file that is not a model of a method with a feature extractor.
-    """
-    from selfdesc.features import REGISTRY, available_features, model_feature
-
-    text = str(name_or_path)
-    if text in REGISTRY:
-        return text, {}
-    path = Path(text)
-    if not path.is_file():
-        raise ConfigError(f"unknown feature '{text}': not a registered name ({', '.join(available_features())}) nor a model file")
-    from selfdesc.errors import WeightsError
-    from selfdesc.weights import read_model_file
-
-    model = read_model_file(path)
-    feature = model_feature(model, METHOD_FEATURES)
-    if feature is None or feature not in REGISTRY:
-        raise WeightsError(f"{path}: holds a '{model['method']}' model, which has no feature extractor")
-    return feature, {"checkpoint": str(path)}
-
 
 def load(name_or_path: str | Path, device: str = "cpu", weights_dir: str | Path | None = None, **conf: Any) -> Extractor:
     """An extractor in eval mode on ``device``; use ``extractor.extract(image)``.
@@ -61,10 +29,7 @@ def load(name_or_path: str | Path, device: str = "cpu", weights_dir: str | Path 
         weights_dir: folder of peer weight files (DISK, ALIKED, XFeat, R2D2).
         **conf: extractor options (``max_keypoints``, ``resize_max``, ...).
     """
-    from selfdesc.features import load_extractor
-
-    feature, extra = resolve_features(name_or_path)
-    return load_extractor(feature, weights_dir=weights_dir, device=device, **{**extra, **conf})
+    return load_extractor(name_or_path, weights_dir=weights_dir, device=device, **conf)
 
 
 def _descriptors(f: Mapping[str, Any] | np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -100,4 +65,4 @@ def load_matcher(name_or_path: str | Path, device: str = "cpu") -> Any:
     return _load(name_or_path, device=device)
 
 
-__all__ = ["METHOD_FEATURES", "load", "load_matcher", "match", "resolve_features"]
+__all__ = ["load", "load_matcher", "match", "resolve_features"]

@@ -7,17 +7,25 @@
 * An override ``a.b.c=VALUE`` parses ``VALUE`` as YAML (``1e-3`` -> float, ``true`` -> bool,
   ``[1, 2]`` -> list, ``null`` -> None, anything else a string).
 * Keys listed in ``open_keys`` (e.g. a free-form ``extra`` dict) accept new sub-keys.
+
+The same rule holds for every object with options (methods, networks, extractors, matchers): it
+declares them as a ``default_conf`` class attribute and merges what it is given with
+:func:`merge` (strict keys); a config section that fills a dataclass goes through
+:func:`to_dataclass`.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
 from selfdesc.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
@@ -31,20 +39,47 @@ _Loader.add_implicit_resolver(
 )
 
 
-def merge(base: Mapping[str, Any], update: Mapping[str, Any], where: str = "", open_keys: Iterable[str] = ()) -> dict[str, Any]:
-    """Recursively merge ``update`` into a deep copy of ``base``; unknown keys raise ConfigError."""
+def merge(
+    base: Mapping[str, Any],
+    update: Mapping[str, Any],
+    where: str = "",
+    open_keys: Iterable[str] = (),
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """Recursively merge ``update`` into a deep copy of ``base``; unknown keys raise ConfigError.
+
+    This is how every configurable object takes its options: ``self.conf =
+    merge(self.default_conf, conf, owner="...")``. ``where`` prefixes the key paths in messages
+    (``"model"`` -> ``model.dim``); ``owner`` names the object whose options they are (the message
+    then reads ``"<owner>: unknown option '<key>' (known: ...)"``).
+    """
     open_keys = set(open_keys)
     out = copy.deepcopy(dict(base))
     for key, value in update.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in out and where not in open_keys:
             known = ", ".join(sorted(map(str, out))) or "none"
+            if owner is not None:
+                raise ConfigError(f"{owner}: unknown option '{path}' (known: {known})")
             raise ConfigError(f"unknown config key '{path}' (known here: {known})")
         if isinstance(out.get(key), dict) and isinstance(value, Mapping):
-            out[key] = merge(out[key], value, path, open_keys)
+            out[key] = merge(out[key], value, path, open_keys, owner)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def to_dataclass(cls: type[T], values: Mapping[str, Any], where: str | None = None) -> T:
+    """The dataclass ``cls`` built from a config section (lists become tuples, as YAML has no tuples).
+
+    Raises:
+        ConfigError: a key that is not a field of ``cls`` (named with ``where``, default the class name).
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{where or cls.__name__}: unknown option(s) {', '.join(sorted(map(str, unknown)))} (known: {', '.join(sorted(known))})")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -86,12 +121,17 @@ def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     open_keys: Iterable[str] = (),
+    content: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Defaults <- YAML file <- dotted overrides (see the module docstring)."""
+    """Defaults <- YAML file <- dotted overrides (see the module docstring).
+
+    ``content``: the file's mapping when the caller has read it already (:func:`read_yaml`);
+    ``path`` then only names it in messages.
+    """
     conf = copy.deepcopy(dict(defaults))
     if path is not None:
         try:
-            conf = merge(conf, read_yaml(path), open_keys=open_keys)
+            conf = merge(conf, read_yaml(path) if content is None else content, open_keys=open_keys)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     for text in overrides:

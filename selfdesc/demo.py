@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
+from typing import Sequence
 
 from selfdesc.errors import ConfigError, WeightsError
-from selfdesc.io.atomic import write_text_atomic
 
 #: photos shipped inside scikit-image's wheel (skimage/data), textured enough for matching
 SAMPLE_IMAGES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "brick.png")
@@ -48,60 +47,52 @@ def _default_features(weights_dir: str | None) -> list[str]:
     return names
 
 
-def run_demo(out: str | Path, features: str | None = None, weights_dir: str | None = None, device: str = "cpu") -> dict:
+def run_demo(out: str | Path, features: Sequence[str] | None = None, weights_dir: str | None = None, device: str = "cpu") -> dict:
     """Run the demo into ``out``; returns the results dict.
 
     Default features: our default model (shipped in the package), SIFT, RootSIFT, ORB, plus
     ALIKED and XFeat when their weight files are found (DISK and R2D2 take seconds per image on
     a CPU; ask for them with ``features``). The match picture shows our default model.
     """
-    from selfdesc.cli.common import check_device, parse_features
     from selfdesc.datasets.hpatches import load_hpatches
-    from selfdesc.datasets.synth import build_synthetic, is_synthetic
-    from selfdesc.eval.report import markdown_table, plot_mma, write_results_json
+    from selfdesc.datasets.synth import ensure_synthetic
+    from selfdesc.device import check_device
     from selfdesc.eval.runner import HomographyBenchmarkConfig, run_homography_benchmark
+    from selfdesc.eval.writers import write_homography_report
 
     out = Path(out)
     device = check_device(device)
-    names = parse_features(features) if features else _default_features(weights_dir)
+    names = list(features) if features else _default_features(weights_dir)
     base = out / "base-images"
     base.mkdir(parents=True, exist_ok=True)
     src = sample_image_dir()
     for name in SAMPLE_IMAGES:
         if (src / name).is_file() and not (base / name).exists():
             shutil.copyfile(src / name, base / name)
-    bench = out / "synth-benchmark"
-    if not is_synthetic(bench):
-        build_synthetic(base, bench, seed=0, max_side=DEMO_MAX_SIDE, overwrite=True)
-    pairs = load_hpatches(bench, split_list="all")
+    pairs = load_hpatches(ensure_synthetic(base, out / "synth-benchmark", seed=0, max_side=DEMO_MAX_SIDE), split_list="all")
     print(f"demo: {len(pairs)} synthetic pairs from {len(SAMPLE_IMAGES)} scikit-image photos; features: {', '.join(names)}")
     config = HomographyBenchmarkConfig(device=device, weights_dir=weights_dir, max_keypoints=2048)
     run = run_homography_benchmark(names, pairs, config)
-    results, timings = run.results, run.timings
-    write_results_json(out / "results.json", results)
     label = f"synthetic — {len(pairs)} pairs from scikit-image sample photos, top-2048 keypoints"
-    table = markdown_table({n: {**r, "timing": timings[n].as_dict()} for n, r in results.items()}, label=label)
-    write_text_atomic(out / "results.md", table)
-    plot_mma(results, out / "mma.png", title="MMA — demo (synthetic)")
-    _draw_example(names, pairs, config, out / "matches.png", results)
+    table = write_homography_report(out, run, label, "MMA — demo (synthetic)")
+    _draw_example(names, pairs, config, out / "matches.png", run.results)
     print(table)
     print(f"wrote {out / 'results.md'}, {out / 'mma.png'} and {out / 'matches.png'}")
-    return results
+    return run.results
 
 
 def _draw_example(names, pairs, config, path: Path, results: dict) -> None:
     """Draw a viewpoint pair for our default model (or, without it, the best feature by MMA@3)."""
     from selfdesc.eval.homography import estimate_homography
     from selfdesc.eval.mma import match_errors
-    from selfdesc.features import load_extractor
     from selfdesc.io.image import load_image
     from selfdesc.matching import match_mnn
-    from selfdesc.viz import draw_matches, save_png
+    from selfdesc.viz.matches import draw_matches, save_png
 
     best = "default" if "default" in names else max(names, key=lambda n: results[n]["overall"]["mma"]["3"])
     view = [p for p in pairs if p.split == "v"] or list(pairs)
     pair = view[min(2, len(view) - 1)]
-    ext = load_extractor(best, weights_dir=config.weights_dir, device=config.device, max_keypoints=config.max_keypoints)
+    ext = config.load(best)
     im0, im1 = load_image(pair.image0), load_image(pair.image1)
     f0, f1 = ext.extract(im0), ext.extract(im1)
     kp0, kp1 = f0["keypoints"].numpy(), f1["keypoints"].numpy()

@@ -108,19 +108,9 @@ def save_model_file(path: str | Path, *, method: str, conf: dict[str, Any], stat
         torch.save(payload, tmp)
 
 
-def _export_training_checkpoint(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
-    from selfdesc.methods import build_method
-
-    try:
-        method_conf = dict(ckpt["config"]["method"])
-        name = method_conf.pop("name")
-        model = build_method(name, method_conf)
-    except (KeyError, TypeError):
-        raise WeightsError(f"{path}: training checkpoint without a usable 'config.method' entry") from None
-    load_state_checked(model, ckpt["model"], path)
-    exported = model.export()
-    meta = {"step": int(ckpt.get("step", -1)), "source": str(path), "train_config": ckpt["config"]}
-    return {"format": MODEL_FORMAT, "method": name, "conf": exported["conf"], "state_dict": exported["state_dict"], "meta": meta}
+def is_training_checkpoint(data: Any) -> bool:
+    """Whether ``data`` (a loaded file) is a training checkpoint (``RUN/checkpoints/*.pt``) rather than a model file."""
+    return isinstance(data, dict) and "model" in data and "config" in data and "optimizer" in data
 
 
 def read_model_file(path: str | Path, method: str | None = None) -> dict[str, Any]:
@@ -136,8 +126,12 @@ def read_model_file(path: str | Path, method: str | None = None) -> dict[str, An
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file")
     data = read_checkpoint(path)
-    if isinstance(data, dict) and "model" in data and "config" in data and "optimizer" in data:
-        data = _export_training_checkpoint(path, data)
+    if is_training_checkpoint(data):
+        # the one place inference reaches into training: a run's checkpoint holds the state of the
+        # method that wrote it, which exports the network (model files carry it themselves)
+        from selfdesc.training.checkpoint import export_checkpoint
+
+        data = export_checkpoint(path, data)
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         raise WeightsError(f"{path}: not a selfdesc model file (expected format {MODEL_FORMAT} or a training checkpoint)")
     if method is not None and data.get("method") != method:

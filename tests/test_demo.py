@@ -6,7 +6,7 @@ from selfdesc.io.image import load_image
 
 
 def test_demo_writes_results_table_and_pictures(tmp_path, capsys):
-    results = run_demo(tmp_path, features="sift,orb")
+    results = run_demo(tmp_path, features=["sift", "orb"])
     assert set(results) == {"sift", "orb"}
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["sift"]["overall"]["mma"]["3"] == results["sift"]["overall"]["mma"]["3"]

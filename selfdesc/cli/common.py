@@ -65,16 +65,6 @@ def parse_matchers(text: str | None, features: list[str]) -> dict[str, str]:
     return out
 
 
-def check_device(device: str) -> str:
-    """Fail clearly when CUDA is asked for but absent."""
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was given but no CUDA device is available")
-    return device
-
-
 def add_resize_option(parser: argparse.ArgumentParser, what: str = "extract on images resized") -> None:
     """``--resize-max N`` (alias ``--resize``): the longest-side limit, in ``args.resize_max``."""
     parser.add_argument(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from selfdesc.cli.common import add_command
+from selfdesc.cli.common import add_command, parse_features
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,5 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from selfdesc.demo import run_demo
 
-    run_demo(args.out, features=args.features, weights_dir=args.weights_dir, device=args.device)
+    features = parse_features(args.features) if args.features else None
+    run_demo(args.out, features=features, weights_dir=args.weights_dir, device=args.device)
     return 0

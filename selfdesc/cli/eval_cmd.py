@@ -14,15 +14,11 @@ their own results.json (see docs/sfm_pose.md).
 from __future__ import annotations
 
 import argparse
-import math
-import platform
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_device, check_output_dir, parse_features, parse_matchers
-from selfdesc.errors import ConfigError, DatasetError
+from selfdesc.cli.common import add_command, add_feature_options, add_matcher_option, add_resize_option, check_output_dir, parse_features, parse_matchers
+from selfdesc.device import check_device
 
 
 #: the --dataset pairs format, shown in ``selfdesc eval homography --help``
@@ -84,109 +80,50 @@ def _load_dataset(args: argparse.Namespace):
     )
 
 
-def _environment() -> dict[str, Any]:
-    import cv2
-    import kornia
-    import torch
-
-    from selfdesc import __version__
-
-    env = {
-        "selfdesc": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "kornia": kornia.__version__,
-        "opencv": cv2.__version__,
-        "machine": platform.machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["selfdesc", *sys.argv[1:]]),
-    }
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    return env
+def _matched_settings(args: argparse.Namespace, features: list[str]) -> dict[str, Any]:
+    """The options of :class:`~selfdesc.eval.extraction.MatchedBenchmarkSettings` given on the command line."""
+    matchers = parse_matchers(args.matcher, features)
+    device = check_device(args.device)
+    return {"max_keypoints": args.max_keypoints, "resize_max": args.resize_max, "device": device, "weights_dir": args.weights_dir, "matchers": matchers}
 
 
 def run_homography(args: argparse.Namespace) -> int:
-    from selfdesc.eval.d2net_cache import write_d2net_cache
-    from selfdesc.eval.report import markdown_table, plot_mma, reference_caches, write_results_json
+    from selfdesc.eval.report import reference_caches
     from selfdesc.eval.runner import HomographyBenchmarkConfig, run_homography_benchmark
-    from selfdesc.io.atomic import write_text_atomic
+    from selfdesc.eval.writers import write_homography_report
 
     features = parse_features(args.features)
-    matchers = parse_matchers(args.matcher, features)
-    device = check_device(args.device)
+    settings = _matched_settings(args, features)
     out = check_output_dir(args.out)
     dataset = _load_dataset(args)
-    config = HomographyBenchmarkConfig(
-        max_keypoints=args.max_keypoints,
-        resize_max=args.resize_max,
-        device=device,
-        corners=args.corners,
-        weights_dir=args.weights_dir,
-        matchers=matchers,
-    )
+    config = HomographyBenchmarkConfig(**settings, corners=args.corners)
     print(f"evaluating {', '.join(features)} on {dataset.label}")
     run = run_homography_benchmark(features, dataset.pairs, config, progress=not args.quiet)
-    results, timings = run.results, run.timings
-
-    write_results_json(out / "results.json", results)
-    run_info = {
-        "dataset": {"kind": dataset.kind, "root": str(dataset.root), "synthetic": dataset.synthetic, "num_pairs": len(dataset.pairs)},
-        "protocol": "D2-Net MMA (1..10 px) + homography accuracy (1/3/5/10 px)",
-        "config": config.as_dict(),
-        "timing": {name: t.as_dict() for name, t in timings.items()},
-        "environment": _environment(),
-    }
-    write_results_json(out / "run.json", run_info)
-    write_results_json(out / "pairs.json", run.per_pair)
     label = ("synthetic — " if dataset.synthetic else "") + f"{dataset.kind}: {dataset.root.name}, {len(dataset.pairs)} pairs"
-    with_timing = {name: {**res, "timing": timings[name].as_dict()} for name, res in results.items()}
-    table = markdown_table(with_timing, label=label)
-    write_text_atomic(out / "results.md", table)
-    if all(p.split in ("i", "v") for p in dataset.pairs):
-        for name, acc in run.accumulators.items():
-            write_d2net_cache(out / "caches" / f"{Path(name).name}.npy", acc)  # a model path stays inside --out
-    if not args.no_plot:
-        refs = reference_caches(args.references)
-        title = f"MMA — {label}" + (" (reference curves: published, full HPatches)" if refs else "")
-        plot_mma(results, out / "mma.png", references=refs, title=title)
+    refs = [] if args.no_plot else reference_caches(args.references)
+    title = None if args.no_plot else f"MMA — {label}" + (" (reference curves: published, full HPatches)" if refs else "")
+    table = write_homography_report(
+        out, run, label, title, settings=config, dataset=dataset.record, caches=all(p.split in ("i", "v") for p in dataset.pairs), references=refs
+    )
     print(table)
     print(f"wrote {out / 'results.json'}")
     return 0
 
 
 def run_superpoint(args: argparse.Namespace) -> int:
-    from selfdesc.eval.report import write_results_json
-    from selfdesc.eval.superpoint_protocol import (
-        SuperPointProtocolConfig,
-        evaluate_superpoint_protocol,
-        superpoint_markdown,
-    )
-    from selfdesc.features import load_extractor
-    from selfdesc.io.atomic import write_text_atomic
+    from selfdesc.eval.extraction import ExtractorSettings
+    from selfdesc.eval.superpoint_protocol import run_superpoint_benchmark
+    from selfdesc.eval.writers import write_superpoint_report
 
     features = parse_features(args.features)
     device = check_device(args.device)
-    check_output_dir(args.out)
+    out = check_output_dir(args.out)
     dataset = _load_dataset(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    configs = {p: SuperPointProtocolConfig.preset(p) for p in presets}
-    out = Path(args.out)
+    settings = ExtractorSettings(max_keypoints=args.max_keypoints, device=device, weights_dir=args.weights_dir)
     print(f"SuperPoint protocol ({', '.join(presets)}) for {', '.join(features)} on {dataset.label}")
-    results: dict[str, dict[str, Any]] = {}
-    for name in features:
-        extractor = load_extractor(name, weights_dir=args.weights_dir, device=device, max_keypoints=args.max_keypoints)
-        results[name] = {}
-        for preset, cfg in configs.items():
-            res = evaluate_superpoint_protocol(extractor, dataset.pairs, cfg, progress=not args.quiet)
-            res.pop("pairs", None)
-            results[name][preset] = res
-    write_results_json(out / "superpoint.json", {"dataset": {"kind": dataset.kind, "root": str(dataset.root), "synthetic": dataset.synthetic}, "results": results})
-    table = superpoint_markdown(results)
-    if dataset.synthetic:
-        table = "*Synthetic HPatches-style benchmark.*\n\n" + table
-    write_text_atomic(out / "superpoint.md", table)
-    print(table)
+    results = run_superpoint_benchmark(features, dataset.pairs, presets, settings, progress=not args.quiet)
+    print(write_superpoint_report(out, results, dataset.record, dataset.synthetic))
     return 0
 
 
@@ -222,54 +159,21 @@ def _register_pose_and_sfm(esub: argparse._SubParsersAction) -> None:
     f.set_defaults(handler=run_sfm_eval)
 
 
-def _finite(value: Any) -> Any:
-    """JSON-safe per-pair values: ``inf`` (failed estimate) becomes ``None``."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def run_pose(args: argparse.Namespace) -> int:
-    from selfdesc.datasets.scannet_pairs import load_pose_pairs
-    from selfdesc.datasets.strecha import DEFAULT_MAX_ANGLE, DEFAULT_MIN_OVERLAP, covisible_pairs, load_scenes
+    from selfdesc.datasets.registry import load_pose_dataset
     from selfdesc.eval.pose import PoseBenchmarkConfig, run_pose_benchmark
-    from selfdesc.eval.report import write_results_json
+    from selfdesc.eval.writers import write_pose_report
 
     features = parse_features(args.features)
-    matchers = parse_matchers(args.matcher, features)
-    device = check_device(args.device)
+    settings = _matched_settings(args, features)
     check_output_dir(args.out)
-    if args.format == "strecha":
-        min_overlap = DEFAULT_MIN_OVERLAP if args.min_overlap is None else args.min_overlap
-        max_angle = DEFAULT_MAX_ANGLE if args.max_angle is None else args.max_angle
-        pairs = [p for scene in load_scenes(args.root) for p in covisible_pairs(scene, min_overlap, max_angle)]
-        if not pairs:
-            raise DatasetError(f"{args.root}: no co-visible pairs (--min-overlap {min_overlap}, --max-angle {max_angle})")
-        protocol = {"pairs": "co-visible Strecha pairs", "min_overlap": min_overlap, "max_angle": max_angle}
-    else:
-        if args.min_overlap is not None or args.max_angle is not None:
-            raise ConfigError("--min-overlap / --max-angle apply to --format strecha only")
-        pairs = load_pose_pairs(args.root)
-        protocol = {"pairs": "SuperGlue pair list"}
-    config = PoseBenchmarkConfig(
-        max_keypoints=args.max_keypoints,
-        resize_max=args.resize_max,
-        device=device,
-        ransac_threshold=args.ransac_threshold,
-        weights_dir=args.weights_dir,
-        matchers=matchers,
-    )
+    pairs, protocol = load_pose_dataset(args.format, args.root, args.min_overlap, args.max_angle)
+    config = PoseBenchmarkConfig(**settings, ransac_threshold=args.ransac_threshold)
     out = Path(args.out)
     print(f"relative pose: {', '.join(features)} on {len(pairs)} pairs of {args.root}")
     results, timings, per_pair = run_pose_benchmark(features, pairs, config, progress=not args.quiet)
-    write_results_json(out / "results.json", results)
-    run_info = {
-        "dataset": {"format": args.format, "root": str(args.root), "num_pairs": len(pairs), **protocol},
-        "protocol": "relative pose AUC@5/10/20 deg (SuperGlue): max(rotation, translation-direction) error",
-        "config": config.as_dict(),
-        "timing": {name: t.as_dict() for name, t in timings.items()},
-        "environment": _environment(),
-    }
-    write_results_json(out / "run.json", run_info)
-    write_results_json(out / "pairs.json", {name: [{k: _finite(v) for k, v in r.items()} for r in recs] for name, recs in per_pair.items()})
+    dataset = {"format": args.format, "root": str(args.root), "num_pairs": len(pairs), **protocol}
+    write_pose_report(out, results, timings, per_pair, config, dataset)
     for name, res in results.items():
         for scene, r in res.items():
             auc = r["auc"]
@@ -280,9 +184,8 @@ def run_pose(args: argparse.Namespace) -> int:
 
 def run_sfm_eval(args: argparse.Namespace) -> int:
     from selfdesc.datasets.strecha import load_scenes
-    from selfdesc.eval.report import write_results_json
-    from selfdesc.sfm.pipeline import SfMConfig, evaluate_scene
-    from selfdesc.sfm.reconstruct import summary_line
+    from selfdesc.eval.writers import write_sfm_report
+    from selfdesc.sfm.pipeline import SfMConfig, evaluate_scenes
 
     features = parse_features(args.features)
     config = SfMConfig(
@@ -294,18 +197,8 @@ def run_sfm_eval(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = check_output_dir(args.out)
-    scenes = load_scenes(args.root)
-    results: dict[str, dict[str, Any]] = {}
-    for name in features:
-        results[name] = {}
-        for scene in scenes:
-            r = evaluate_scene(scene, name, out / name / scene.name, config)
-            results[name][scene.name] = r
-            med = "n/a" if r["median_centre_error"] is None else f"{r['median_centre_error']:.4f}"
-            mx = "n/a" if r["max_centre_error"] is None else f"{r['max_centre_error']:.4f}"
-            print(f"{name} {scene.name}: {summary_line(r['summary'])}; centre error median {med}, max {mx}")
-    write_results_json(out / "results.json", results)
-    write_results_json(out / "run.json", {"root": str(args.root), "config": {**config.__dict__}, "environment": _environment()})
+    results = evaluate_scenes(features, load_scenes(args.root), out, config)
+    write_sfm_report(out, results, args.root, config)
     print(f"wrote {out / 'results.json'}")
     return 0
 

@@ -45,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from selfdesc.api import load
-    from selfdesc.cli.common import check_device, check_output_file, positive
+    from selfdesc.cli.common import check_output_file, positive
+    from selfdesc.device import check_device
+    from selfdesc.distributed import dist_info
     from selfdesc.errors import ImageError
-    from selfdesc.pipeline.extract import ExtractConfig, dist_info, extract_features, image_names
+    from selfdesc.pipeline.extract import ExtractConfig, extract_features, image_names
 
     device = check_device(args.device)
     for option in ("max_keypoints", "resize_max", "batch_size", "checkpoint_every"):

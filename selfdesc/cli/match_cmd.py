@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device, check_output_dir, check_output_file, positive
+    from selfdesc.cli.common import check_output_dir, check_output_file, positive
+    from selfdesc.device import check_device
     from selfdesc.pipeline.match import MatchConfig, match_pairs
     from selfdesc.pipeline.pairs import read_pairs, unique_pairs
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {s.num_pairs} pairs ({s.num_skipped} already there, {s.num_matched} matched in {s.seconds:.1f} s; mean {s.mean_matches:.1f} matches{inl})")
     if args.viz:
         from selfdesc.pipeline.h5io import FeatureFile
-        from selfdesc.viz import visualize_pairs
+        from selfdesc.viz.matches import visualize_pairs
 
         root = args.images
         if root is None:

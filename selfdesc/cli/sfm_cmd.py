@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from selfdesc.cli.common import add_command, add_feature_options, add_resize_option, check_device, check_output_dir, parse_features
+from selfdesc.cli.common import add_command, add_feature_options, add_resize_option, check_output_dir, parse_features
+from selfdesc.device import check_device
 from selfdesc.errors import ConfigError
 
 

@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 
 from selfdesc.cli.common import add_command
-from dataclasses import asdict
-from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,148 +69,19 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=1000")
 
 
-def default_config(method: str = "hndesc") -> dict[str, Any]:
-    """Engine defaults plus the defaults of ``method``."""
-    from selfdesc.methods import method_defaults
-    from selfdesc.training.trainer import TrainConfig
-
-    from selfdesc.training.validation import ValidationConfig
-
-    return {
-        "train": asdict(TrainConfig()),
-        "data": {"size": [320, 240], "stylized_root": None, "index": None},
-        "val": asdict(ValidationConfig()),
-        "method": {"name": method, **method_defaults(method)},
-    }
-
-
-def method_name(config_path: str | None, overrides: list[str]) -> str:
-    """The method a run trains: ``method.name`` from the last override, else the YAML file, else hndesc."""
-    from selfdesc.config import parse_override, read_yaml
-
-    name = "hndesc"
-    if config_path is not None:
-        name = (read_yaml(config_path).get("method") or {}).get("name", name)
-    for text in overrides:
-        value = parse_override(text)
-        if isinstance(value.get("method"), dict) and "name" in value["method"]:
-            name = value["method"]["name"]
-    return str(name)
-
-
-def load_run_config(config_path: str | None, overrides: list[str]) -> dict[str, Any]:
-    """A run's full config, as ``selfdesc train`` resolves it: the method's code defaults <- YAML <- overrides."""
-    from selfdesc.config import load_config
-
-    return load_config(default_config(method_name(config_path, overrides)), config_path, overrides, open_keys=["train.extra"])
-
-
-def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """The run's config and the lines that say where it came from.
-
-    A new run: code defaults <- ``--config`` <- the CPU preset (``--preset``) <- overrides.
-    ``--resume``: the run's own ``config.yaml`` <- overrides (``--config`` and the preset are
-    not applied again, so a resumed run keeps its settings).
-    """
-    from pathlib import Path
-
-    from selfdesc.config import load_config, merge, parse_override, read_yaml
-    from selfdesc.errors import ConfigError
-    from selfdesc.training.presets import cpu_preset
-    from selfdesc.training.trainer import available_cores
-
-    notes: list[str] = []
-    if args.resume:
-        saved = Path(args.out) / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"{saved}: no such file; --resume continues a run folder written by selfdesc train")
-        conf = load_config(read_yaml(saved), None, args.overrides, open_keys=["train.extra"])
-        notes.append(f"config: {saved} (the run's own settings)" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
-        if args.config is not None:
-            notes.append(f"--config {args.config} ignored: a resumed run keeps its config.yaml (change values with key=value)")
-        return conf, notes
-    conf = load_config(default_config(method_name(args.config, args.overrides)), args.config, [], open_keys=["train.extra"])
-    preset = args.preset if args.preset != "auto" else ("cpu" if args.device == "cpu" else "none")
-    if preset == "cpu":
-        conf, changes = cpu_preset(conf, available_cores())
-        overridden = {text.split("=", 1)[0].strip() for text in args.overrides}
-        kept = [c for c in changes if c.split(" ", 1)[0] not in overridden]
-        if kept:
-            notes.append("CPU preset (--preset none keeps the config as written): " + ", ".join(kept))
-    for text in args.overrides:
-        try:
-            conf = merge(conf, parse_override(text), open_keys=["train.extra"])
-        except ConfigError as exc:
-            raise ConfigError(f"override {text}: {exc}") from None
-    notes.insert(0, f"config: {args.config or 'code defaults'}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
-    return conf, notes
-
-
-def _warm_start(method: Any, name: str, args: argparse.Namespace) -> str:
-    """Apply ``--init-from`` to a new run (recorded in ``RUN_DIR/init_from.txt``); the line to print."""
-    from pathlib import Path
-
-    from selfdesc.io.atomic import write_text_atomic
-    from selfdesc.training.checkpoint import latest_checkpoint
-    from selfdesc.training.warm_start import warm_start
-
-    if args.resume:
-        return f"--init-from {args.init_from} ignored: a resumed run continues from its checkpoint"
-    report = warm_start(method, args.init_from, name)
-    out = Path(args.out)
-    if latest_checkpoint(out) is None:  # else the trainer refuses the folder; leave its record alone
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "init_from.txt", report.summary(args.init_from, full=True) + "\n")
-    return report.summary(args.init_from).replace("\n", "\nselfdesc train:   ")
-
-
 def run(args: argparse.Namespace) -> int:
-    from selfdesc.cli.common import check_device, check_output_dir
-    from selfdesc.methods import build_method
-    from selfdesc.training.image_folder import ImageFolder
-    from selfdesc.training.trainer import TrainConfig, Trainer, available_cores, loader_workers, seed_everything
+    from selfdesc.cli.common import check_output_dir
+    from selfdesc.device import check_device
+    from selfdesc.errors import ConfigError
+    from selfdesc.training.run import resolve_run_config, train_run
 
     device = check_device(args.device)
     check_output_dir(args.out)
     if args.max_minutes is not None and args.max_minutes <= 0:
-        from selfdesc.errors import ConfigError
-
         raise ConfigError(f"--max-minutes must be positive, got {args.max_minutes}")
-    conf, notes = resolve_config(args)
-    method_conf = dict(conf["method"])
-    name = method_conf.pop("name")
-    seed_everything(conf["train"]["seed"])  # the method's initial weights are part of a seeded run
-    method = build_method(name, method_conf)
-    if args.init_from is not None:
-        notes.append(_warm_start(method, name, args))
-    loader_options = getattr(method, "loader_options", None)  # extras the method needs from the loader
-    dataset = ImageFolder(args.images, **(loader_options(conf["data"]) if loader_options else {"size": tuple(conf["data"]["size"])}))
-    train_conf = TrainConfig(**conf["train"])
-    validate = None
-    if conf["val"]["images"] is not None:
-        from selfdesc.training.validation import SyntheticValidation, ValidationConfig
-
-        validation = getattr(method, "validation", SyntheticValidation)  # a method may bring its own
-        validate = validation(ValidationConfig(**conf["val"]), name, args.out, device=device, progress=train_conf.progress)
-    trainer = Trainer(method, dataset, train_conf, args.out, device=device, validate=validate, full_config=conf)
-    if trainer.is_main:
-        workers = loader_workers(train_conf.num_workers, trainer.world)
-        crop = conf["method"].get("hcrops", {}).get("crop_size")
-        lines = [
-            *notes,
-            f"image files: {len(dataset.files)} in {args.images}",
-            f"method {name} on {device} ({available_cores()} CPU cores, {workers} loader worker(s)), precision {train_conf.precision}",
-            f"each step: {train_conf.batch_size} images -> {train_conf.batch_size} pairs of "
-            + (f"{crop}x{crop} crops" if crop else "views")
-            + f" from images resized to {conf['data']['size'][0]}x{conf['data']['size'][1]}; {train_conf.steps} steps"
-            + (f", time limit {args.max_minutes:g} min" if args.max_minutes else ""),
-            (f"validation: {len(validate.pairs)} synthetic pairs every {train_conf.validate_every} steps" if validate else "validation: off (val.images=DIR turns it on)"),
-        ]
-        print("\n".join(f"selfdesc train: {line}" for line in lines), flush=True)
-    last = trainer.fit(resume=args.resume, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
-    if dataset.skipped:
-        print(f"skipped {len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]}")
-    if trainer.is_main:
-        print(f"step {trainer.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
-        print(f"checkpoints in {trainer.run_dir / 'checkpoints'}")
+    conf, notes = resolve_run_config(args.config, args.overrides, args.out, resume=args.resume, preset=args.preset, device=args.device)
+    train_run(conf, notes, args.images, args.out, device, resume=args.resume, max_minutes=args.max_minutes, init_from=args.init_from)
     return 0
+
+
+__all__ = ["add_training_options", "register"]

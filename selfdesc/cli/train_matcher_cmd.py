@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from selfdesc.cli import train_cmd
     from selfdesc.errors import ConfigError
     from selfdesc.methods.matcher import load_frozen_extractor, probe_descriptor_dim
+    from selfdesc.training.run import load_run_config
 
     overrides = ["method.name=matcher", *args.overrides]
     if args.features is not None:
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         if len(parse_features(args.features)) != 1:
             raise ConfigError(f"--features: a matcher is trained for one feature, got '{args.features}'")
         overrides.append(f"method.features.name={args.features}")
-    conf = train_cmd.load_run_config(args.config, overrides)
+    conf = load_run_config(args.config, overrides)
     if conf["method"]["name"] != "matcher":
         raise ConfigError(f"train-matcher trains method 'matcher', the config asks for '{conf['method']['name']}'")
     if conf["method"]["descriptor_dim"] is None:
         dim = probe_descriptor_dim(load_frozen_extractor(conf["method"]["features"], "cpu"))
         overrides.append(f"method.descriptor_dim={dim}")
-    return train_cmd.run(argparse.Namespace(**{**vars(args), "overrides": overrides}))
+    return train_cmd.run(argparse.Namespace(**{**vars(args), "overrides": overrides, "init_from": None}))

@@ -29,6 +29,7 @@ import warnings
 import zlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -208,6 +209,27 @@ def build_synthetic(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def ensure_synthetic(base_dir: str | Path, out_dir: str | Path, seed: int = 0, verbose: bool = False, **options: Any) -> Path:
+    """``out_dir``, holding the synthetic benchmark of ``base_dir``: built there first (with
+    ``seed`` and the ``options`` of :func:`build_synthetic`) unless it already holds one.
+
+    Raises:
+        DatasetError: ``out_dir`` holds a benchmark built with another seed (or the errors of
+            :func:`build_synthetic`).
+    """
+    out_dir = Path(out_dir)
+    if is_synthetic(out_dir):
+        built = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8")).get("seed")
+        if built != seed:
+            raise DatasetError(f"{out_dir}: already holds a synthetic benchmark built with seed {built}, not {seed}")
+        if verbose:
+            print(f"using the synthetic benchmark already built in {out_dir}")
+        return out_dir
+    if verbose:
+        print(f"{base_dir} holds base images: building the synthetic benchmark (seed {seed}) into {out_dir}")
+    return build_synthetic(base_dir, out_dir, seed=seed, **options)
 
 
 def _build_into(

@@ -14,7 +14,7 @@ Keypoints are in original-image pixels, pixel-centre convention, like the GT ``K
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,31 +24,22 @@ from tqdm import tqdm
 
 from selfdesc.datasets.scannet_pairs import PosePair
 from selfdesc.eval.aggregate import threshold_key
-from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all, match_features, matcher_variants
-from selfdesc.features import load_extractor
+from selfdesc.eval.extraction import ImageFeatures, MatchedBenchmarkSettings, Timing, evaluate_features, match_features
 from selfdesc.matching.learned import LearnedMatcher
 
 AUC_THRESHOLDS = (5.0, 10.0, 20.0)
 
 
 @dataclass
-class PoseBenchmarkConfig:
-    """Settings of a relative-pose run (defaults: SuperGlue's OpenCV estimator at 1 px)."""
+class PoseBenchmarkConfig(MatchedBenchmarkSettings):
+    """Settings of a relative-pose run (defaults: SuperGlue's OpenCV estimator at 1 px): the
+    extractor and matcher settings plus RANSAC's."""
 
-    max_keypoints: int | None = None
-    resize_max: int | None = None
-    device: str = "cpu"
     ransac_threshold: float = 1.0
     ransac_confidence: float = 0.99999
-    weights_dir: str | Path | None = None
-    extractor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: feature -> trained matcher (name or file); the feature is then also evaluated as ``FEATURE+matcher``
-    matchers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["weights_dir"] = None if self.weights_dir is None else str(self.weights_dir)
-        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold); FEATURE+matcher: the trained matcher of 'matchers'"
+        d = super().as_dict()
         d["estimator"] = "OpenCV findEssentialMat (RANSAC, GT K) + recoverPose"
         return d
 
@@ -190,21 +181,12 @@ def run_pose_benchmark(
         timing per feature, and per-pair records per feature (errors ``inf`` on failure).
     """
     images = [p for pair in pairs for p in (pair.image0, pair.image1)]
-    results, timings, per_pair = {}, {}, {}
-    for name in features:
-        extractor = load_extractor(
-            name,
-            weights_dir=config.weights_dir,
-            device=config.device,
-            max_keypoints=config.max_keypoints,
-            **config.extractor_options.get(name, {}),
-        )
-        feats, timing = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=f"extract {name}")
-        del extractor
-        for label, matcher in matcher_variants(name, config.matchers, config.device):
-            records = [
-                evaluate_pose_pair(feats[pair.image0], feats[pair.image1], pair, config, matcher)
-                for pair in tqdm(pairs, desc=f"pose {label}", disable=not progress, leave=False, unit="pair")
-            ]
-            results[label], per_pair[label], timings[label] = summarize_pose(records), records, timing
-    return results, timings, per_pair
+
+    def evaluate(label: str, feats: dict[Path, ImageFeatures], matcher: LearnedMatcher | None) -> list[dict[str, Any]]:
+        return [
+            evaluate_pose_pair(feats[pair.image0], feats[pair.image1], pair, config, matcher)
+            for pair in tqdm(pairs, desc=f"pose {label}", disable=not progress, leave=False, unit="pair")
+        ]
+
+    per_pair, timings = evaluate_features(features, images, config, evaluate, progress)
+    return {label: summarize_pose(records) for label, records in per_pair.items()}, timings, per_pair

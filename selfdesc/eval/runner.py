@@ -4,7 +4,7 @@ One call evaluates several features on the same pairs so that numbers sit side b
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,33 +13,24 @@ from tqdm import tqdm
 
 from selfdesc.datasets.base import HomographyPair
 from selfdesc.errors import DatasetError
-from selfdesc.eval.extraction import ImageFeatures, Timing, extract_all, match_features, matcher_variants
+from selfdesc.eval.extraction import ImageFeatures, MatchedBenchmarkSettings, Timing, evaluate_features, match_features
 from selfdesc.eval.homography import estimate_homography, homography_error
 from selfdesc.eval.mma import EvalAccumulator, match_errors, pair_mma
-from selfdesc.features import load_extractor
 from selfdesc.matching.learned import LearnedMatcher
 
 
 @dataclass
-class HomographyBenchmarkConfig:
-    """Settings of a homography benchmark run (defaults: D2-Net MMA + full-res MHA)."""
+class HomographyBenchmarkConfig(MatchedBenchmarkSettings):
+    """Settings of a homography benchmark run (defaults: D2-Net MMA + full-res MHA): the extractor
+    and matcher settings plus RANSAC's and which image's ``corners`` measure the homography error."""
 
-    max_keypoints: int | None = None
-    resize_max: int | None = None
-    device: str = "cpu"
     ransac_threshold: float = 3.0
     ransac_iters: int = 5000
     ransac_confidence: float = 0.9995
     corners: str = "reference"
-    weights_dir: str | Path | None = None
-    extractor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: feature -> trained matcher (name or file); the feature is then also evaluated as ``FEATURE+matcher``
-    matchers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["weights_dir"] = None if self.weights_dir is None else str(self.weights_dir)
-        d["matcher"] = "mutual nearest neighbour (no ratio test, no threshold); FEATURE+matcher: the trained matcher of 'matchers'"
+        d = super().as_dict()
         d["keypoint_convention"] = "pixel centres, original resolution"
         return d
 
@@ -117,23 +108,11 @@ def run_homography_benchmark(
     if not pairs:
         raise DatasetError("no image pairs to evaluate")
     images = [p for pair in pairs for p in (pair.image0, pair.image1)]
-    results: dict[str, dict[str, Any]] = {}
-    timings: dict[str, Timing] = {}
-    accumulators: dict[str, EvalAccumulator] = {}
-    per_pair: dict[str, list[dict[str, Any]]] = {}
-    for name in feature_names:
-        extractor = load_extractor(
-            name,
-            weights_dir=config.weights_dir,
-            device=config.device,
-            max_keypoints=config.max_keypoints,
-            **config.extractor_options.get(name, {}),
-        )
-        feats, timing = extract_all(extractor, images, resize_max=config.resize_max, progress=progress, desc=name)
-        del extractor
-        for label, matcher in matcher_variants(name, config.matchers, config.device):
-            acc, per_pair[label] = evaluate_features_on_pairs(feats, pairs, config, progress=progress, matcher=matcher)
-            results[label] = acc.summary()
-            timings[label] = timing
-            accumulators[label] = acc
-    return BenchmarkRun(results, timings, accumulators, per_pair)
+
+    def evaluate(label: str, feats: dict[Path, ImageFeatures], matcher: LearnedMatcher | None) -> tuple[EvalAccumulator, list[dict[str, Any]]]:
+        return evaluate_features_on_pairs(feats, pairs, config, progress=progress, matcher=matcher)
+
+    evaluated, timings = evaluate_features(feature_names, images, config, evaluate, progress)
+    accumulators = {label: acc for label, (acc, _) in evaluated.items()}
+    per_pair = {label: details for label, (_, details) in evaluated.items()}
+    return BenchmarkRun({label: acc.summary() for label, acc in accumulators.items()}, timings, accumulators, per_pair)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from selfdesc.datasets.base import HomographyPair
 from selfdesc.errors import ConfigError, DatasetError
 from selfdesc.eval.aggregate import NAMED_SPLITS, threshold_key
+from selfdesc.eval.extraction import ExtractorSettings
 from selfdesc.eval.homography import ransac_homography
 from selfdesc.features.base import Extractor, to_tensor
 from selfdesc.geometry.homography import corner_error, scale_homography, warp_points
@@ -332,6 +333,27 @@ def evaluate_superpoint_protocol(
         "protocol": "superpoint (HNDesc E3/E4 variant)",
     }
     results["pairs"] = records
+    return results
+
+
+def run_superpoint_benchmark(
+    features: Sequence[str],
+    pairs: Sequence[HomographyPair],
+    presets: Sequence[str],
+    settings: ExtractorSettings,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Every feature under every preset (:data:`PRESETS`): ``feature -> preset -> result`` of
+    :func:`evaluate_superpoint_protocol`, without its per-pair records."""
+    configs = {p: SuperPointProtocolConfig.preset(p) for p in presets}
+    results: dict[str, dict[str, Any]] = {}
+    for name in features:
+        extractor = settings.load(name)
+        results[name] = {}
+        for preset, cfg in configs.items():
+            res = evaluate_superpoint_protocol(extractor, pairs, cfg, progress=progress)
+            res.pop("pairs", None)
+            results[name][preset] = res
     return results
 
 

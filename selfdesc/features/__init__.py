@@ -5,12 +5,12 @@ Use :func:`load_extractor` to build one by name; classes are imported lazily so 
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-from selfdesc.errors import ConfigError
+from selfdesc.errors import ConfigError, WeightsError
 from selfdesc.features.base import Extractor
+from selfdesc.registry import lookup
 
 #: name -> "module:Class"
 REGISTRY: dict[str, str] = {
@@ -41,16 +41,12 @@ MODEL_FEATURES: dict[str, str] = {
 }
 
 
-def model_feature(model: dict[str, Any], table: dict[str, str] | None = None) -> str | None:
-    """The feature that reads a model file's content (:func:`selfdesc.weights.read_model_file`), or ``None``.
-
-    ``table`` maps ``"method:backbone"`` or ``"method"`` to a feature (default :data:`MODEL_FEATURES`).
-    """
-    table = MODEL_FEATURES if table is None else table
+def model_feature(model: dict[str, Any]) -> str | None:
+    """The feature that reads a model file's content (:func:`selfdesc.weights.read_model_file`), or ``None``."""
     conf = model.get("conf")
     backbone = conf.get("backbone") if isinstance(conf, dict) else None
     name = backbone.get("name") if isinstance(backbone, dict) else None
-    return table.get(f"{model['method']}:{name}", table.get(model["method"]))
+    return MODEL_FEATURES.get(f"{model['method']}:{name}", MODEL_FEATURES.get(model["method"]))
 
 
 def is_model_path(name: str) -> bool:
@@ -65,14 +61,35 @@ def available_features() -> list[str]:
 
 def extractor_class(name: str) -> type[Extractor]:
     """The class registered under ``name``."""
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown feature '{name}' (available: {', '.join(available_features())})")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return lookup(REGISTRY, name, "feature")
+
+
+def resolve_features(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A registered feature name, or a model file of ours -> ``(feature name, extra options)``.
+
+    A model file (``selfdesc export-weights``, or a training checkpoint) gives the feature of
+    its method (:data:`MODEL_FEATURES`) with ``checkpoint=path``.
+
+    Raises:
+        ConfigError: neither a registered name nor an existing file.
+        WeightsError: a file that is not a model of a method with a feature extractor.
+    """
+    text = str(name_or_path)
+    if text in REGISTRY:
+        return text, {}
+    if not Path(text).is_file():
+        raise ConfigError(f"unknown feature '{text}': not a registered name ({', '.join(available_features())}) nor a model file")
+    from selfdesc.weights import read_model_file
+
+    model = read_model_file(text)
+    feature = model_feature(model)
+    if feature is None:
+        raise WeightsError(f"{text}: holds a '{model['method']}' model, which has no feature extractor")
+    return feature, {"checkpoint": text}
 
 
 def load_extractor(
-    name: str,
+    name: str | Path,
     weights_dir: str | Path | None = None,
     device: str = "cpu",
     **conf: Any,
@@ -81,26 +98,20 @@ def load_extractor(
 
     Args:
         name: a registered feature name (see :func:`available_features`), or the path of one of
-            our model files / training checkpoints (its method picks the extractor).
+            our model files / training checkpoints (its method picks the extractor, see
+            :func:`resolve_features`).
         weights_dir: where peer weights live (see :mod:`selfdesc.weights`); used only by
             extractors that need a weight file.
         device: ``"cpu"`` or ``"cuda"``.
         **conf: options of the extractor (``max_keypoints``, ``resize_max``, ...); ``None``
             values are dropped so that defaults apply.
     """
-    conf = {k: v for k, v in conf.items() if v is not None}
-    if is_model_path(name):
-        from selfdesc.weights import read_model_file
-
-        model = read_model_file(name)
-        feature = model_feature(model)
-        if feature is None:
-            raise ConfigError(f"{name}: no feature extractor reads '{model['method']}' models")
-        name, conf = feature, {**conf, "checkpoint": name}
-    cls = extractor_class(name)
+    feature, extra = resolve_features(name)
+    conf = {**extra, **{k: v for k, v in conf.items() if v is not None}}
+    cls = extractor_class(feature)
     if getattr(cls, "needs_weights", False):
         conf["weights_dir"] = weights_dir
     return cls(conf).eval().to(device)
 
 
-__all__ = ["Extractor", "MODEL_FEATURES", "model_feature", "REGISTRY", "is_model_path", "available_features", "extractor_class", "load_extractor"]
+__all__ = ["Extractor", "MODEL_FEATURES", "model_feature", "REGISTRY", "is_model_path", "available_features", "extractor_class", "load_extractor", "resolve_features"]

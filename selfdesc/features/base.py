@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 from selfdesc.io.image import LoadedImage, load_image, rescale_keypoints, rgb_to_gray
 
@@ -48,11 +49,7 @@ class Extractor(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
-        merged = {**self._base_conf, **self.default_conf}
-        for key, value in {**(conf or {}), **kwargs}.items():
-            if key not in merged:
-                raise ConfigError(f"feature '{self.name}': unknown option '{key}' (known: {', '.join(sorted(merged))})")
-            merged[key] = value
+        merged = merge({**self._base_conf, **self.default_conf}, {**(conf or {}), **kwargs}, owner=f"feature '{self.name}'")
         self.conf = merged
         # an empty buffer records the module's device, also for parameter-free extractors
         self.register_buffer("_device_anchor", torch.empty(0), persistent=False)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from selfdesc.errors import WeightsError
 from selfdesc.features.r2d2 import R2D2
-from selfdesc.models.l2net import QuadL2Net
+from selfdesc.models.backbones import build_backbone
 from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: the model file shipped with selfdesc
@@ -37,7 +37,7 @@ class HNDescFeatures(R2D2):
         backbone = dict(model["conf"]["backbone"])
         if backbone.pop("name", "r2d2") != "r2d2" or not backbone.get("heads", False):
             raise WeightsError(f"{path}: only HNDesc models with the r2d2 backbone and detection heads extract keypoints")
-        self.net = QuadL2Net(backbone)
+        self.net = build_backbone({"name": "r2d2", **backbone})
         load_state_checked(self.net, model["state_dict"], path)
         self.net.eval()
         self.meta = model["meta"]

@@ -28,7 +28,8 @@ from selfdesc.errors import ConfigError, WeightsError
 from selfdesc.features.base import Extractor
 from selfdesc.features.nms import top_k_peaks
 from selfdesc.features.subpixel import REFINEMENTS, refine_peaks
-from selfdesc.models.litenet import CELL, LiteNet
+from selfdesc.models.backbones import build_backbone
+from selfdesc.models.litenet import CELL
 from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: the model file shipped with selfdesc
@@ -36,8 +37,8 @@ DEFAULT_MODEL = "hndesc_lite.pt"
 
 
 def backbone_conf(conf: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The :class:`LiteNet` options of a model file's ``conf`` (files written before ``kp_head``
-    existed hold ``cell`` models).
+    """The :class:`~selfdesc.models.litenet.LiteNet` options of a model file's ``conf`` (files
+    written before ``kp_head`` existed hold ``cell`` models).
 
     Raises:
         WeightsError: the file is not an HNDesc model with the lite backbone.
@@ -71,7 +72,7 @@ class HNDescLite(Extractor):
         if conf["checkpoint"] is None and not path.is_file():
             raise WeightsError(f"{path}: the HNDesc-lite model is not installed with this copy of selfdesc")
         model = read_model_file(path, method="hndesc")
-        self.net = LiteNet(backbone_conf(model["conf"], path))
+        self.net = build_backbone({"name": "lite", **backbone_conf(model["conf"], path)})
         load_state_checked(self.net, model["state_dict"], path)
         # channels-last: the thin full-resolution convs run about 1.3-1.5x faster on a CPU (same outputs)
         self.net.fuse_batchnorm().to(memory_format=torch.channels_last)

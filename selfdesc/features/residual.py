@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError, WeightsError
 from selfdesc.features.base import Extractor, select_top_k, to_uint8_gray
 from selfdesc.features.nms import apply_radius_nms
@@ -32,6 +33,8 @@ from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: handcrafted descriptors usable as ``g``
 HANDCRAFTED = ("sift", "rootsift", "surf")
+#: :class:`Handcrafted` options that tune its detector (the residual extractors take them too)
+DETECTOR_OPTIONS = ("contrast_threshold", "edge_threshold", "n_octave_layers", "sigma", "hessian_threshold", "nms_radius")
 
 
 class Handcrafted:
@@ -57,8 +60,6 @@ class Handcrafted:
     dim: ClassVar[int] = 128
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
-        from selfdesc.config import merge
-
         self.conf = merge(self.default_conf, conf or {}, "handcrafted")
         c = self.conf
         if c["name"] not in HANDCRAFTED:
@@ -155,15 +156,7 @@ class ResidualFeatures(Extractor):
     model_file: ClassVar[str | None] = None
     #: the ``g`` the model must have been trained with (None: any)
     handcrafted: ClassVar[dict[str, Any] | None] = None
-    default_conf: ClassVar[dict[str, Any]] = {
-        "checkpoint": None,
-        "contrast_threshold": 0.04,
-        "edge_threshold": 10,
-        "n_octave_layers": 3,
-        "sigma": 1.6,
-        "hessian_threshold": 100.0,
-        "nms_radius": 0,
-    }
+    default_conf: ClassVar[dict[str, Any]] = {"checkpoint": None, **{k: Handcrafted.default_conf[k] for k in DETECTOR_OPTIONS}}
 
     def _init(self, conf: dict[str, Any]) -> None:
         path = self._model_path(conf["checkpoint"])
@@ -179,7 +172,7 @@ class ResidualFeatures(Extractor):
             )
         self.net = ResidualNet(net_conf)
         load_state_checked(self.net, data["state_dict"], path)
-        detector = {k: v for k, v in conf.items() if k in Handcrafted.default_conf}
+        detector = {k: conf[k] for k in DETECTOR_OPTIONS}
         self.g = Handcrafted({**detector, **trained, "max_keypoints": conf["max_keypoints"]})
 
     def _model_path(self, checkpoint: str | None) -> Path:

@@ -1,7 +1,7 @@
 """TPR features (``--features tpr``): a trained TPR backbone as a detector + descriptor.
 
 Pipeline: the image (RGB in ``[0, 1]``) goes through the backbone (VGG / ASLFeat / Swin, see
-:mod:`selfdesc.methods.tpr`), which returns dense descriptors and a detection score map
+:mod:`selfdesc.models.backbones`), which returns dense descriptors and a detection score map
 (D2-Net soft detection for VGG, ASLFeat peakiness for ASLFeat and Swin). Keypoints are the
 local maxima of the score map (:func:`~selfdesc.features.nms.dense_nms_mask`, window
 ``2 * nms_radius + 1``; for VGG, ``detection: hard`` uses D2-Net's hard detection instead)
@@ -24,6 +24,7 @@ import torch
 from selfdesc.errors import ConfigError, WeightsError
 from selfdesc.features.base import Extractor
 from selfdesc.features.nms import dense_nms_mask
+from selfdesc.models.backbones import build_backbone
 from selfdesc.weights import load_state_checked, package_model, read_model_file
 
 #: the model file shipped in ``selfdesc/weights/``
@@ -47,8 +48,6 @@ class TPRFeatures(Extractor):
     }
 
     def _init(self, conf: dict[str, Any]) -> None:
-        from selfdesc.methods.tpr import build_backbone
-
         path = conf["checkpoint"]
         if path is None:
             path = package_model(DEFAULT_MODEL)

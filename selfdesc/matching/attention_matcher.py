@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 
 
@@ -203,10 +204,7 @@ class AttentionMatcher(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        unknown = set(conf or {}) - set(self.default_conf)
-        if unknown:
-            raise ConfigError(f"matcher: unknown option(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(self.default_conf))})")
-        self.conf = {**self.default_conf, **(conf or {})}
+        self.conf = merge(self.default_conf, conf or {}, owner="matcher")
         c = self.conf
         if c["width"] % c["num_heads"] or (c["width"] // c["num_heads"]) % 2:
             raise ConfigError(f"matcher: width {c['width']} must be a multiple of 2 * num_heads ({c['num_heads']})")

@@ -1,18 +1,18 @@
 """Trainable methods that plug into :class:`selfdesc.training.trainer.Trainer`.
 
-A method is an ``nn.Module`` built from one config dict (merged over its module's
-``DEFAULT_CONF``) whose ``forward(batch)`` takes the image-folder batch ``{"image": (B, 3, H, W)
-in [0, 1], "index": (B,)}`` and returns a dict with a scalar ``"loss"`` plus logged values.
-Register a new one here as ``name -> "module:Class"``; its module must define ``DEFAULT_CONF``.
+A method is an ``nn.Module`` built from one config dict (merged over its class's
+``default_conf`` with :func:`selfdesc.config.merge`) whose ``forward(batch)`` takes the
+image-folder batch ``{"image": (B, 3, H, W) in [0, 1], "index": (B,)}`` and returns a dict with
+a scalar ``"loss"`` plus logged values.
+Register a new one here as ``name -> "module:Class"``; its class must define ``default_conf``.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from torch import nn
 
-from selfdesc.errors import ConfigError
+from selfdesc.registry import lookup
 
 #: method name -> "module:Class"
 METHODS: dict[str, str] = {
@@ -23,25 +23,21 @@ METHODS: dict[str, str] = {
 }
 
 
-def _module_and_class(name: str) -> tuple[Any, str]:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method '{name}' (available: {', '.join(sorted(METHODS))})")
-    module, cls = METHODS[name].split(":")
-    return importlib.import_module(module), cls
+def method_class(name: str) -> type[nn.Module]:
+    """The class registered under ``name``."""
+    return lookup(METHODS, name, "method")
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The ``DEFAULT_CONF`` of method ``name`` (a copy)."""
+    """The ``default_conf`` of method ``name`` (a copy)."""
     import copy
 
-    module, _ = _module_and_class(name)
-    return copy.deepcopy(module.DEFAULT_CONF)
+    return copy.deepcopy(method_class(name).default_conf)
 
 
 def build_method(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate method ``name`` with ``conf`` merged over its defaults."""
-    module, cls = _module_and_class(name)
-    return getattr(module, cls)(conf or {})
+    return method_class(name)(conf or {})
 
 
-__all__ = ["METHODS", "build_method", "method_defaults"]
+__all__ = ["METHODS", "build_method", "method_class", "method_defaults"]

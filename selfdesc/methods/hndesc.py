@@ -7,7 +7,7 @@ device; see :class:`selfdesc.training.image_folder.ImageFolder`): ``{"image": (B
 [0, 1], "index": (B,)}`` plus the extras asked for by :meth:`HNDesc.loader_options`
 (``keypoints`` / ``keypoint_mask`` for SIFT anchors, ``image_b`` for stylization, ``neighbours`` /
 ``neighbour_index`` for the ``gd`` pool), and returns the losses. ``conf`` merges over
-:data:`DEFAULT_CONF` (see :mod:`selfdesc.config`).
+:attr:`HNDesc.default_conf` (see :mod:`selfdesc.config`).
 
 Options beyond the released HNDesc (all off by default):
 
@@ -35,7 +35,7 @@ Options beyond the released HNDesc (all off by default):
 * ``miner.pool: gd``: negatives also from crops of each image's ``neighbours.num`` nearest
   images in a global index (``data.index``, built by ``selfdesc index``), loaded by the loader.
   ``selfgd``: the same with the network's own GeM global descriptors, retrieved over a memory
-  of recent crops (:class:`~selfdesc.training.neighbours.CropMemory`, ``neighbours.memory_size``
+  of recent crops (:class:`~selfdesc.methods.parts.neighbours.CropMemory`, ``neighbours.memory_size``
   crops, descriptors recomputed every ``neighbours.refresh_every`` steps). As in HNDesc's
   ``APCriterionInBatchGD`` the neighbour crops go through the network in the training graph,
   so their negatives carry gradient like those of the B crops.
@@ -43,84 +43,53 @@ Options beyond the released HNDesc (all off by default):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from selfdesc.config import merge, to_dataclass
 from selfdesc.errors import ConfigError
 from selfdesc.features.nms import top_k_peaks
 from selfdesc.losses.ap import APLossConfig, HNDescAPLoss
 from selfdesc.losses.repeatability import cosim_loss, homography_grid, peaky_loss
 from selfdesc.losses.reprojection import reprojection_loss
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
-from selfdesc.models.caps import ResUNet
-from selfdesc.models.l2net import QuadL2Net
-from selfdesc.models.litenet import LiteNet
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, random_textured_points
+from selfdesc.methods.parts.mining import Miner
+from selfdesc.methods.parts.neighbours import CropMemory
+from selfdesc.models.backbones import build_backbone
 from selfdesc.models.sampling import sample_descriptors
-from selfdesc.models.superpoint import SuperPointNet
 from selfdesc.retrieval.gem import gem_pool
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs, random_textured_points
-from selfdesc.training.mining import Miner
-from selfdesc.training.neighbours import CropMemory
 
-DEFAULT_CONF: dict[str, Any] = {
-    "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4, "kp_head": "dense", "antialias": False},
-    "hcrops": {"crop_size": 192, "num_keypoints": 200, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "min_distort": [0.6, 0.6]},
-    "augment": {"enabled": True},
-    "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
-    "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "plain_weight": 1.0, "margin": 1.0},
-    "detector": {
-        "weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16,
-        "weight_reproj": 1.0, "weight_dispersity": 1.0, "num_peaks": 256, "nms_radius": 2, "refine_radius": 2, "temperature": 0.1,
-    },
-    "keypoints": {"source": "textured", "num_source_points": 1024, "own_after_steps": 1000, "own_nms_radius": 1, "own_border": 4},
-    "stylize": {"enabled": False, "p": 0.7, "stylizer": "mixed", "style_bank": None},
-    "neighbours": {"num": 1, "memory_size": 128, "refresh_every": 1000, "gem_p": 3.0},
-}
 
+#: the backbones (:mod:`selfdesc.models.backbones`) HNDesc trains
 BACKBONES = ("r2d2", "caps", "superpoint", "lite")
 #: ``backbone`` options of the lite backbone only
 LITE_OPTIONS = ("kp_head", "antialias")
 KEYPOINT_SOURCES = ("textured", "sift", "own")
 
 
-def _dataclass_from(cls: type, values: dict[str, Any]):
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(sorted(unknown))}")
-    return cls(**values)
-
-
-def build_backbone(conf: dict[str, Any], detector: dict[str, Any] | None = None) -> tuple[nn.Module, int]:
-    """The descriptor network of ``method.backbone`` and its stride (crop pixels per map cell).
-
-    ``detector`` (the method's ``detector`` section) gives lite its sub-pixel window.
-    """
+def backbone_options(conf: dict[str, Any], detector: dict[str, Any]) -> dict[str, Any]:
+    """The network options (``{"name": ..., **options}`` for
+    :func:`~selfdesc.models.backbones.build_backbone`) of the method's ``backbone`` section;
+    ``detector`` (the method's ``detector`` section) gives lite its sub-pixel window."""
     name = conf["name"]
-    if name == "r2d2":
-        return QuadL2Net({k: v for k, v in conf.items() if k != "name" and k not in LITE_OPTIONS}), 1
     if name not in BACKBONES:
         raise ConfigError(f"unknown HNDesc backbone '{name}' (available: {', '.join(BACKBONES)})")
+    if name == "r2d2":
+        return {"name": name, **{k: v for k, v in conf.items() if k != "name" and k not in LITE_OPTIONS}}
     if name == "lite":
         if not conf["heads"] or conf["final_relu"]:
             raise ConfigError("method.backbone: 'lite' always has a keypoint head and signed descriptors; set heads: true and final_relu: false")
-        d = {**DEFAULT_CONF["detector"], **(detector or {})}
-        net = LiteNet(
-            {"dim": conf["dim"], "kp_head": conf["kp_head"], "antialias": conf["antialias"], "refine_radius": d["refine_radius"], "refine_temperature": d["temperature"]}
-        )
-        return net, net.stride
+        lite = {"dim": conf["dim"], "kp_head": conf["kp_head"], "antialias": conf["antialias"]}
+        return {"name": name, **lite, "refine_radius": detector["refine_radius"], "refine_temperature": detector["temperature"]}
     if conf["heads"] or conf["final_relu"]:
         raise ConfigError(f"method.backbone: '{name}' has no detection heads and signed descriptors; set heads: false and final_relu: false")
     if name == "caps":
-        net = ResUNet({"fine_dim": conf["dim"]})
-        net.conv_coarse.requires_grad_(False)  # HNDesc discards the coarse branch (kept for weight files)
-        return net, 4
-    net = SuperPointNet({"dim": conf["dim"], "detector": False})
-    return net, net.stride
+        return {"name": name, "fine_dim": conf["dim"]}
+    return {"name": name, "dim": conf["dim"], "detector": False}
 
 
 def repeatability_peaks(repeatability: torch.Tensor, num: int, radius: int = 1, border: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,19 +111,35 @@ def repeatability_peaks(repeatability: torch.Tensor, num: int, radius: int = 1, 
 class HNDesc(nn.Module):
     """The HNDesc method (see the module docstring)."""
 
+    default_conf: ClassVar[dict[str, Any]] = {
+        "backbone": {"name": "r2d2", "final_relu": False, "heads": True, "dim": 128, "mchan": 4, "kp_head": "dense", "antialias": False},
+        "hcrops": {"crop_size": 192, "num_keypoints": 200, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "min_distort": [0.6, 0.6]},
+        "augment": {"enabled": True},
+        "miner": {"pool": "in_batch", "num_negatives": 20, "neg_radius": 5.0},
+        "loss": {"name": "ap", "num_bins": 20, "kappa": 0.5, "plain_weight": 1.0, "margin": 1.0},
+        "detector": {
+            "weight_cosim": 1.0, "weight_peaky": 1.0, "patch_size": 16,
+            "weight_reproj": 1.0, "weight_dispersity": 1.0, "num_peaks": 256, "nms_radius": 2, "refine_radius": 2, "temperature": 0.1,
+        },
+        "keypoints": {"source": "textured", "num_source_points": 1024, "own_after_steps": 1000, "own_nms_radius": 1, "own_border": 4},
+        "stylize": {"enabled": False, "p": 0.7, "stylizer": "mixed", "style_bank": None},
+        "neighbours": {"num": 1, "memory_size": 128, "refresh_every": 1000, "gem_p": 3.0},
+    }
+
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = merge(DEFAULT_CONF, conf or {})
+        self.conf = merge(self.default_conf, conf or {})
         b = self.conf["backbone"]
-        self.net, self.stride = build_backbone(b, self.conf["detector"])
+        self.net = build_backbone(backbone_options(b, self.conf["detector"]))
+        self.stride = int(self.net.stride)
+        if b["name"] == "caps":
+            self.net.conv_coarse.requires_grad_(False)  # HNDesc discards the coarse branch (kept for weight files)
         self.heads = b["name"] in ("r2d2", "lite") and bool(b["heads"])
-        self.hcrops = _dataclass_from(HCropsConfig, self.conf["hcrops"])
+        self.hcrops = to_dataclass(HCropsConfig, self.conf["hcrops"])
         if self.hcrops.crop_size % self.stride:
             raise ConfigError(f"method.hcrops.crop_size {self.hcrops.crop_size} must be a multiple of the {b['name']} stride {self.stride}")
-        self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, self.conf["augment"]))
-        self.miner = _dataclass_from(Miner, self.conf["miner"])
+        self.augment = PhotometricAugment(to_dataclass(PhotometricConfig, self.conf["augment"]))
+        self.miner = to_dataclass(Miner, self.conf["miner"])
         kp = self.conf["keypoints"]
         if kp["source"] not in KEYPOINT_SOURCES:
             raise ConfigError(f"method.keypoints.source: unknown '{kp['source']}' (available: {', '.join(KEYPOINT_SOURCES)})")

@@ -1,11 +1,11 @@
 """Training the attention matcher without labels (``selfdesc train-matcher``, docs/matcher.md).
 
 Per step, on the device: H-crops pairs of the batch images with wider homographies than for
-descriptor training (:data:`DEFAULT_CONF` ``hcrops``), independent photometric augmentation of
+descriptor training (:attr:`MatcherTraining.default_conf` ``hcrops``), independent photometric augmentation of
 the two crops (optionally crop B from a stylized copy), features of both crops from the frozen
 extractor (any registered feature or one of our model files; under ``no_grad``, fp32, the
 ``features.max_keypoints`` strongest, padded with masks), ground-truth labels from ``H_AB``
-(:func:`selfdesc.training.assignment.homography_assignment`) and the negative log-likelihood of
+(:func:`selfdesc.methods.parts.assignment.homography_assignment`) and the negative log-likelihood of
 that assignment, averaged over the layers with ``deep_supervision``. With ``val.images`` the run
 is validated on a held-out synthetic benchmark matched by the matcher (:class:`MatcherValidation`).
 
@@ -14,45 +14,21 @@ extractor is built on first use and moved to the batch's device.
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from selfdesc.config import merge, to_dataclass
 from selfdesc.errors import ConfigError
 from selfdesc.features.base import Extractor
 from selfdesc.matching.attention_matcher import AttentionMatcher
 from selfdesc.matching.learned import LearnedMatcher
-from selfdesc.training.assignment import assignment_nll, homography_assignment
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs
+from selfdesc.methods.parts.assignment import assignment_nll, homography_assignment
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs
 from selfdesc.training.validation import SyntheticValidation, ValidationConfig
-
-DEFAULT_CONF: dict[str, Any] = {
-    # the frozen features: a registered name or a model file; options go to load_extractor;
-    # label: the name the exported matcher records for them (default: name), e.g. "default" for a model file shipped as default
-    "features": {"name": "default", "label": None, "max_keypoints": 512, "weights_dir": None, "options": {}},
-    "descriptor_dim": None,  # None: probed from the extractor (train-matcher writes it in the config)
-    "matcher": {k: v for k, v in AttentionMatcher.default_conf.items() if k != "descriptor_dim"},
-    # wider than HNDesc's (zoom 0.8-1, 15 degrees, edges down to 0.6): scale ratio up to 4, 45 degrees
-    "hcrops": {
-        "crop_size": 320, "min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 45.0,
-        "min_distort": [0.4, 0.4], "center_jitter": 0.15, "min_overlap": 0.25, "num_source_points": 256, "num_keypoints": 16,
-    },
-    "augment": {"enabled": True},
-    "stylize": {"enabled": False, "p": 0.5, "stylizer": "mixed", "style_bank": None},
-    "supervision": {"positive_px": 3.0, "negative_px": 5.0, "balance": 0.5, "deep_supervision": True},
-}
-
-
-def _dataclass_from(cls: type, values: dict[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"method.{where}: unknown option(s) {', '.join(sorted(unknown))}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def load_frozen_extractor(features: dict[str, Any], device: str | torch.device = "cpu") -> Extractor:
@@ -133,16 +109,30 @@ class MatcherValidation(SyntheticValidation):
 class MatcherTraining(nn.Module):
     """The matcher training method (see the module docstring)."""
 
+    default_conf: ClassVar[dict[str, Any]] = {
+        # the frozen features: a registered name or a model file; options go to load_extractor;
+        # label: the name the exported matcher records for them (default: name), e.g. "default" for a model file shipped as default
+        "features": {"name": "default", "label": None, "max_keypoints": 512, "weights_dir": None, "options": {}},
+        "descriptor_dim": None,  # None: probed from the extractor (train-matcher writes it in the config)
+        "matcher": {k: v for k, v in AttentionMatcher.default_conf.items() if k != "descriptor_dim"},
+        # wider than HNDesc's (zoom 0.8-1, 15 degrees, edges down to 0.6): scale ratio up to 4, 45 degrees
+        "hcrops": {
+            "crop_size": 320, "min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 45.0,
+            "min_distort": [0.4, 0.4], "center_jitter": 0.15, "min_overlap": 0.25, "num_source_points": 256, "num_keypoints": 16,
+        },
+        "augment": {"enabled": True},
+        "stylize": {"enabled": False, "p": 0.5, "stylizer": "mixed", "style_bank": None},
+        "supervision": {"positive_px": 3.0, "negative_px": 5.0, "balance": 0.5, "deep_supervision": True},
+    }
+
     #: the validation ``selfdesc train`` runs with ``val.images`` set
     validation = MatcherValidation
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = merge(DEFAULT_CONF, conf or {})
-        self.hcrops = _dataclass_from(HCropsConfig, self.conf["hcrops"], "hcrops")
-        self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, self.conf["augment"], "augment"))
+        self.conf = merge(self.default_conf, conf or {})
+        self.hcrops = to_dataclass(HCropsConfig, self.conf["hcrops"], "method.hcrops")
+        self.augment = PhotometricAugment(to_dataclass(PhotometricConfig, self.conf["augment"], "method.augment"))
         self._extractor: list[Extractor] = []  # a list keeps it out of the module tree (and the checkpoint)
         dim = self.conf["descriptor_dim"]
         if dim is None:

@@ -1,6 +1,6 @@
 """Residual descriptors training step (methods.md §7.3, §12; Shrestha et al. 2023).
 
-Per step, on the device: the engine's H-crops pairs (:func:`~selfdesc.training.hcrops.make_pairs`)
+Per step, on the device: the engine's H-crops pairs (:func:`~selfdesc.methods.parts.hcrops.make_pairs`)
 and photometric augmentation of both crops; then, on the CPU, the handcrafted ``g`` (SIFT) on
 the augmented crops. Positives are mutual nearest neighbours between the keypoints of A,
 reprojected into B with ``H_AB``, and the keypoints of B, within ``pos_radius`` pixels (ties
@@ -13,39 +13,27 @@ lie within ``neg_radius`` pixels of the anchor's reprojection. Loss: the paper's
 (:class:`~selfdesc.losses.triplet.TripletLoss`). Only ``f`` and ``h`` are trained.
 
 ``Residual(conf)`` takes the image-folder batch ``{"image": (B, 3, H, W) in [0, 1], "index": (B,)}``;
-``conf`` merges over :data:`DEFAULT_CONF`; :meth:`Residual.export` gives what the
+``conf`` merges over :attr:`Residual.default_conf`; :meth:`Residual.export` gives what the
 ``residual-*`` features need.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge, to_dataclass
 from selfdesc.errors import ConfigError
 from selfdesc.features.residual import Handcrafted
 from selfdesc.geometry.homography import warp_points_torch
 from selfdesc.losses.hardest import select_hardest
 from selfdesc.losses.triplet import TripletConfig, TripletLoss
-from selfdesc.methods.hndesc import _dataclass_from
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs, warp_crops
 from selfdesc.models.residual import ResidualNet
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.hcrops import HCropsConfig, make_pairs, warp_crops
 
-DEFAULT_CONF: dict[str, Any] = {
-    "model": ResidualNet.default_conf,
-    "handcrafted": {**Handcrafted.default_conf, "max_keypoints": 512},
-    # H-crops options (HCropsConfig); keypoints for make_pairs' overlap test are random textured points
-    "hcrops": {"crop_size": 256, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "num_source_points": 256, "min_texture_std": 20.0 / 255.0},
-    "augment": {"enabled": True},
-    "pos_radius": 3.0,
-    "neg_radius": 5.0,
-    "border": 4,
-    "loss": {"margin": 2.0, "squared": True},
-    "threads": 8,
-}
 
 #: ``g`` options that define the descriptor (exported with the model); the rest are detector settings
 _G_IDENTITY = ("name", "upright")
@@ -116,16 +104,27 @@ def _lookup(region: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
 class Residual(nn.Module):
     """The residual-descriptor method (see the module docstring)."""
 
+    default_conf: ClassVar[dict[str, Any]] = {
+        "model": ResidualNet.default_conf,
+        "handcrafted": {**Handcrafted.default_conf, "max_keypoints": 512},
+        # H-crops options (HCropsConfig); keypoints for make_pairs' overlap test are random textured points
+        "hcrops": {"crop_size": 256, "min_zoom": 0.8, "max_zoom_out": 1.0, "max_rot_deg": 15.0, "num_source_points": 256, "min_texture_std": 20.0 / 255.0},
+        "augment": {"enabled": True},
+        "pos_radius": 3.0,
+        "neg_radius": 5.0,
+        "border": 4,
+        "loss": {"margin": 2.0, "squared": True},
+        "threads": 8,
+    }
+
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = merge(DEFAULT_CONF, conf or {}, open_keys=["hcrops", "augment"])
+        self.conf = merge(self.default_conf, conf or {}, open_keys=["hcrops", "augment"])
         self.g = Handcrafted(self.conf["handcrafted"])
         self.net = ResidualNet(self.conf["model"])
-        self.hcrops = _dataclass_from(HCropsConfig, self.conf["hcrops"])
-        self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, self.conf["augment"]))
-        self.loss_fn = TripletLoss(_dataclass_from(TripletConfig, self.conf["loss"]))
+        self.hcrops = to_dataclass(HCropsConfig, self.conf["hcrops"])
+        self.augment = PhotometricAugment(to_dataclass(PhotometricConfig, self.conf["augment"]))
+        self.loss_fn = TripletLoss(to_dataclass(TripletConfig, self.conf["loss"]))
         if self.conf["pos_radius"] <= 0 or self.conf["neg_radius"] < self.conf["pos_radius"]:
             raise ConfigError(f"need 0 < pos_radius <= neg_radius, got {self.conf['pos_radius']} and {self.conf['neg_radius']}")
 

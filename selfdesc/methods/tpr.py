@@ -3,7 +3,7 @@ features without negatives, with saliency weighting, soft labels and a curriculu
 
 Online branch: backbone ``f`` (VGG / ASLFeat / Swin, each with its detector) -> projector
 ``g_o`` -> predictor ``q``; target branch: backbone + projector ``g_t`` whose parameters are an
-EMA of the online ones (:mod:`selfdesc.training.ema`, updated in :meth:`TPR.after_step`, which
+EMA of the online ones (:mod:`selfdesc.methods.parts.ema`, updated in :meth:`TPR.after_step`, which
 the trainer calls after every optimiser step), evaluated without gradient. Predictor (and the
 optional projector) are 1x1-conv MLPs ``C -> hidden -> out`` with BatchNorm + ReLU (BYOL's, made
 dense). By default there is no projector (``projector.enabled: false``): the prediction loss acts
@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge, to_dataclass
 from selfdesc.errors import ConfigError
 from selfdesc.losses.tpr import (
     collapse_metrics,
@@ -59,38 +60,17 @@ from selfdesc.losses.tpr import (
     uniform_weights,
     weighted_loss,
 )
-from selfdesc.methods.hndesc import _dataclass_from
-from selfdesc.models import deform, swin, vgg
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.ema import ema_decay, ema_update_, make_target
+from selfdesc.methods.parts.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
+from selfdesc.models.backbones import backbone_class, build_backbone
 from selfdesc.models.deform import sample_map
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
-from selfdesc.training.ema import ema_decay, ema_update_, make_target
-from selfdesc.training.hcrops import HCropsConfig, dense_grid_correspondences, make_pairs, random_textured_points
 
-#: backbone name -> (class, its DEFAULT_CONF)
-BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
-    "vgg": (vgg.VGGBackbone, vgg.DEFAULT_CONF),
-    "aslfeat": (deform.ASLFeatBackbone, deform.DEFAULT_CONF),
-    "swin": (swin.SwinBackbone, swin.DEFAULT_CONF),
-}
+#: the backbones (:mod:`selfdesc.models.backbones`) TPR trains
+BACKBONES = ("vgg", "aslfeat", "swin")
 
 #: H-crops fields the transformation-strength curriculum interpolates
 CURRICULUM_FIELDS = ("min_zoom", "max_zoom_out", "max_rot_deg", "min_distort", "center_jitter")
-
-DEFAULT_CONF: dict[str, Any] = {
-    "backbone": {"name": "aslfeat", **{name: dict(defaults) for name, (_, defaults) in BACKBONES.items()}},
-    "projector": {"enabled": False, "hidden": None, "out": None},  # None: 2 * dim and dim; disabled: identity
-    "predictor": {"hidden": None},  # None: 2 * projector out
-    "ema": {"base": 0.99},
-    "schedule_steps": 20000,
-    "hcrops": {**dataclasses.asdict(HCropsConfig()), "crop_size": 192, "num_keypoints": 16, "min_distort": [0.6, 0.6]},
-    "hcrops_hard": {"min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 30.0, "min_distort": [0.4, 0.4]},
-    "augment": {"enabled": True},
-    "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": True},
-    "detector": {"weight": 1.0, "shift": 8.0},
-    "curriculum": {"shape": "linear", "alpha": [0.0, 1.0], "strength": [0.0, 1.0]},
-    "collapse": {"var_weight": 1.0, "min_std": 0.5, "cov_weight": 0.0, "uniformity_weight": 0.02, "uniformity_t": 2.0, "uniformity_points": 256, "metrics_points": 1024},
-    "keypoints": {"num_source_points": 256},
-}
 
 
 def _random_cells(values: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
@@ -107,15 +87,6 @@ def within_cells(points: torch.Tensor, size: int, stride: int, offset: float) ->
     are exact; outside that band :func:`~selfdesc.models.deform.sample_map` repeats the border cell."""
     last = offset + stride * math.floor((size - 1 - offset) / stride)
     return ((points >= offset) & (points <= last)).all(dim=-1)
-
-
-def build_backbone(conf: dict[str, Any]) -> nn.Module:
-    """Backbone from ``{"name": ..., **options}`` (options merged over that backbone's defaults)."""
-    conf = dict(conf)
-    name = conf.pop("name", None)
-    if name not in BACKBONES:
-        raise ConfigError(f"TPR: unknown backbone '{name}' (available: {', '.join(BACKBONES)})")
-    return BACKBONES[name][0](conf)
 
 
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
@@ -136,13 +107,27 @@ class Encoder(nn.Module):
 
 
 class TPR(nn.Module):
-    """The TPR method (see the module docstring); ``conf`` merges over :data:`DEFAULT_CONF`."""
+    """The TPR method (see the module docstring); ``conf`` merges over :attr:`TPR.default_conf`."""
+
+    default_conf: ClassVar[dict[str, Any]] = {
+        "backbone": {"name": "aslfeat", **{name: dict(backbone_class(name).default_conf) for name in BACKBONES}},
+        "projector": {"enabled": False, "hidden": None, "out": None},  # None: 2 * dim and dim; disabled: identity
+        "predictor": {"hidden": None},  # None: 2 * projector out
+        "ema": {"base": 0.99},
+        "schedule_steps": 20000,
+        "hcrops": {**dataclasses.asdict(HCropsConfig()), "crop_size": 192, "num_keypoints": 16, "min_distort": [0.6, 0.6]},
+        "hcrops_hard": {"min_zoom": 0.5, "max_zoom_out": 2.0, "max_rot_deg": 30.0, "min_distort": [0.4, 0.4]},
+        "augment": {"enabled": True},
+        "loss": {"labels": "soft", "lambda": 1.0, "saliency": True, "detach_saliency": True},
+        "detector": {"weight": 1.0, "shift": 8.0},
+        "curriculum": {"shape": "linear", "alpha": [0.0, 1.0], "strength": [0.0, 1.0]},
+        "collapse": {"var_weight": 1.0, "min_std": 0.5, "cov_weight": 0.0, "uniformity_weight": 0.02, "uniformity_t": 2.0, "uniformity_points": 256, "metrics_points": 1024},
+        "keypoints": {"num_source_points": 256},
+    }
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = c = merge(DEFAULT_CONF, conf or {})
+        self.conf = c = merge(self.default_conf, conf or {})
         name = c["backbone"]["name"]
         if name not in BACKBONES:
             raise ConfigError(f"TPR: unknown backbone '{name}' (available: {', '.join(BACKBONES)})")
@@ -158,12 +143,12 @@ class TPR(nn.Module):
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.int64))
         self.tau = float(c["ema"]["base"])
 
-        self.crops = _dataclass_from(HCropsConfig, {**c["hcrops"], "min_distort": tuple(c["hcrops"]["min_distort"])})
+        self.crops = to_dataclass(HCropsConfig, c["hcrops"])
         unknown = set(c["hcrops_hard"]) - set(CURRICULUM_FIELDS)
         if unknown:
             raise ConfigError(f"TPR hcrops_hard: unknown field(s) {', '.join(sorted(unknown))} (curriculum fields: {', '.join(CURRICULUM_FIELDS)})")
         self.crops_at(1.0)  # validates the hard end
-        self.augment = PhotometricAugment(_dataclass_from(PhotometricConfig, c["augment"]))
+        self.augment = PhotometricAugment(to_dataclass(PhotometricConfig, c["augment"]))
         lc = c["loss"]
         if lc["labels"] not in ("soft", "hard"):
             raise ConfigError(f"TPR loss.labels: unknown '{lc['labels']}' (soft, hard)")
@@ -297,4 +282,4 @@ class TPR(nn.Module):
         return {"conf": {"backbone": dict(self.backbone_conf)}, "state_dict": self.online.backbone.state_dict()}
 
 
-__all__ = ["BACKBONES", "DEFAULT_CONF", "Encoder", "TPR", "build_backbone", "within_cells"]
+__all__ = ["BACKBONES", "Encoder", "TPR", "within_cells"]

@@ -23,15 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from selfdesc.losses.tpr import collapse_metrics, saliency_weights
+from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, random_textured_points
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
-from selfdesc.training.hcrops import dense_grid_correspondences, make_pairs, random_textured_points
 
 
 def probe_pairs(method: TPR, images: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
     """Fixed pairs (seeded) of ``images`` ``(B, 3, H, W)`` at the method's easy H-crops ranges.
 
-    Returns :func:`~selfdesc.training.hcrops.make_pairs`' dict plus ``pts`` / ``pts_b`` ``(B, M, 2)``
+    Returns :func:`~selfdesc.methods.parts.hcrops.make_pairs`' dict plus ``pts`` / ``pts_b`` ``(B, M, 2)``
     (A cells and their B pixels), ``mask`` ``(B, M)`` and ``size`` (crop side).
     """
     g = torch.Generator().manual_seed(seed)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.weights import load_state_checked, read_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -83,10 +84,12 @@ class ResUNet(nn.Module):
     """CAPS ResUNet; ``default_conf``: ``coarse_dim`` 128, ``fine_dim`` 128."""
 
     default_conf: ClassVar[dict[str, Any]] = {"coarse_dim": 128, "fine_dim": 128}
+    #: input pixels per cell of the fine descriptor map
+    stride: ClassVar[int] = 4
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.conf = {**self.default_conf, **(conf or {})}
+        self.conf = merge(self.default_conf, conf or {}, owner="ResUNet")
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.layer1 = _layer(64, 64, 3, 1)

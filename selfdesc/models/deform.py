@@ -25,23 +25,15 @@ and weights 1/6, 2/6, 3/6 in ASLFeat).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.models.sampling import sample_descriptors
 from selfdesc.models.vgg import normalize_image, pad_to_multiple
-
-DEFAULT_CONF: dict[str, Any] = {
-    "dim": 128,
-    "deformable": True,
-    "levels": [1, 3, 6],
-    "dilations": [3, 2, 1],
-    "level_weights": [1.0, 2.0, 3.0],
-    "moving_max_decay": 0.99,
-}
 
 
 def sample_map(maps: torch.Tensor, points: torch.Tensor, stride: int, offset: float, normalize: bool = False) -> torch.Tensor:
@@ -194,10 +186,19 @@ def _conv_bn(cin: int, cout: int, stride: int = 1, bias: bool = True, deformable
 class ASLFeatBackbone(nn.Module):
     """ASLFeat's network with the peakiness detector (see the module docstring).
 
-    Options (``DEFAULT_CONF``): ``dim`` descriptor size; ``deformable`` (False: plain convs in
+    Options (``default_conf``): ``dim`` descriptor size; ``deformable`` (False: plain convs in
     conv6_*, an ablation); ``levels`` which of conv0..conv6 feed the detector (1, 3, 6), with
     their ``dilations`` and ``level_weights``; ``moving_max_decay``.
     """
+
+    default_conf: ClassVar[dict[str, Any]] = {
+        "dim": 128,
+        "deformable": True,
+        "levels": [1, 3, 6],
+        "dilations": [3, 2, 1],
+        "level_weights": [1.0, 2.0, 3.0],
+        "moving_max_decay": 0.99,
+    }
 
     divisor = 4
     stride, offset = 4, 0.0
@@ -205,10 +206,9 @@ class ASLFeatBackbone(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
         from selfdesc.errors import ConfigError
 
-        self.conf = c = merge(DEFAULT_CONF, conf or {})
+        self.conf = c = merge(self.default_conf, conf or {}, owner="ASLFeatBackbone")
         self.dim = int(c["dim"])
         dfm = bool(c["deformable"])
         self.layers = nn.ModuleList(
@@ -241,4 +241,4 @@ class ASLFeatBackbone(nn.Module):
         return {"features": outs[6], "scores": self.detector(levels, (int(size[0]), int(size[1])))}
 
 
-__all__ = ["ASLFeatBackbone", "DEFAULT_CONF", "DeformConv2d", "PeakinessDetector", "deform_conv2d", "resample_to_image", "sample_map"]
+__all__ = ["ASLFeatBackbone", "DeformConv2d", "PeakinessDetector", "deform_conv2d", "resample_to_image", "sample_map"]

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfdesc.errors import ConfigError, WeightsError
+from selfdesc.config import merge
+from selfdesc.errors import WeightsError
 from selfdesc.weights import load_state_checked, read_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -87,15 +88,12 @@ class QuadL2Net(nn.Module):
     """
 
     default_conf: ClassVar[dict[str, Any]] = {"dim": 128, "mchan": 4, "final_relu": False, "heads": True}
+    #: input pixels per descriptor-map cell (full resolution)
+    stride: ClassVar[int] = 1
 
     def __init__(self, conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
-        merged = dict(self.default_conf)
-        for key, value in {**(conf or {}), **kwargs}.items():
-            if key not in merged:
-                raise ConfigError(f"QuadL2Net: unknown option '{key}' (known: {', '.join(sorted(merged))})")
-            merged[key] = value
-        self.conf = merged
+        self.conf = merged = merge(self.default_conf, {**(conf or {}), **kwargs}, owner="QuadL2Net")
         self.plan = quad_l2net_plan(int(merged["mchan"]), int(merged["dim"]), bool(merged["final_relu"]))
         blocks, cin = [], 3
         for layer in self.plan:

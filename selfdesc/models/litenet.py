@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 from selfdesc.models.sampling import sample_descriptors
 
@@ -115,11 +116,7 @@ class LiteNet(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
-        merged = dict(self.default_conf)
-        for key, value in {**(conf or {}), **kwargs}.items():
-            if key not in merged:
-                raise ConfigError(f"LiteNet: unknown option '{key}' (known: {', '.join(sorted(merged))})")
-            merged[key] = value
+        merged = merge(self.default_conf, {**(conf or {}), **kwargs}, owner="LiteNet")
         merged["channels"] = tuple(int(c) for c in merged["channels"])
         self.conf = merged
         if len(merged["channels"]) != 4:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 from selfdesc.models.sampling import sample_descriptors
 from selfdesc.models.superpoint import SuperPointNet
@@ -63,8 +64,6 @@ class ResidualNet(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
         self.conf = merge(self.default_conf, conf or {}, "model")
         mode = self.conf["mode"]
         if mode not in MODES:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
+
 
 class SuperPointNet(nn.Module):
     """Encoder + descriptor head (+ detector head). ``default_conf`` lists the options."""
@@ -31,7 +33,7 @@ class SuperPointNet(nn.Module):
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.conf = {**self.default_conf, **(conf or {})}
+        self.conf = merge(self.default_conf, conf or {}, owner="SuperPointNet")
         chans = list(self.conf["channels"])
         c_in = 1 if self.conf["gray"] else 3
         stages = []

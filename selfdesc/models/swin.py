@@ -18,26 +18,16 @@ interface of :mod:`selfdesc.models.vgg`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 from selfdesc.models.deform import PeakinessDetector
 from selfdesc.models.vgg import normalize_image, pad_to_multiple
-
-DEFAULT_CONF: dict[str, Any] = {
-    "embed_dim": 96,
-    "depths": [2, 2],
-    "num_heads": [3, 6],
-    "window": 7,
-    "mlp_ratio": 4.0,
-    "dim": 128,
-    "detector_dilations": [2, 1],
-    "detector_weights": [1.0, 2.0],
-}
 
 
 def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
@@ -143,14 +133,23 @@ class PatchMerging(nn.Module):
 class SwinBackbone(nn.Module):
     """Swin stages + FPN-style fusion to stride 4 + peakiness detector (see the module docstring)."""
 
+    default_conf: ClassVar[dict[str, Any]] = {
+        "embed_dim": 96,
+        "depths": [2, 2],
+        "num_heads": [3, 6],
+        "window": 7,
+        "mlp_ratio": 4.0,
+        "dim": 128,
+        "detector_dilations": [2, 1],
+        "detector_weights": [1.0, 2.0],
+    }
+
     stride, offset = 4, 1.5
     score_stride, score_offset = 1, 0.0
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = c = merge(DEFAULT_CONF, conf or {})
+        self.conf = c = merge(self.default_conf, conf or {}, owner="SwinBackbone")
         if len(c["depths"]) != len(c["num_heads"]) or not c["depths"]:
             raise ConfigError(f"swin backbone: depths {c['depths']} and num_heads {c['num_heads']} must have the same length")
         self.dim = int(c["dim"])
@@ -185,8 +184,8 @@ class SwinBackbone(nn.Module):
         t = self.embed_norm(self.patch_embed(x).permute(0, 2, 3, 1))  # (B, H/4, W/4, E)
         fused = None
         first = None
-        for merge, stage, norm, lateral in zip(self.merges, self.stages, self.out_norms, self.laterals):
-            t = stage(merge(t))
+        for patch_merge, stage, norm, lateral in zip(self.merges, self.stages, self.out_norms, self.laterals):
+            t = stage(patch_merge(t))
             y = norm(t).permute(0, 3, 1, 2)
             if first is None:
                 first = y
@@ -198,4 +197,4 @@ class SwinBackbone(nn.Module):
         return {"features": features, "scores": self.detector(levels, size)}
 
 
-__all__ = ["DEFAULT_CONF", "PatchMerging", "SwinBackbone", "SwinBlock", "WindowAttention", "shift_mask", "window_partition", "window_reverse"]
+__all__ = ["PatchMerging", "SwinBackbone", "SwinBlock", "WindowAttention", "shift_mask", "window_partition", "window_reverse"]

@@ -22,15 +22,15 @@ the keypoint score) and :func:`hard_detection` (D2-Net test-time keypoints) with
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfdesc.config import merge
 from selfdesc.models.l2net import IMAGENET_MEAN, IMAGENET_STD
 
-DEFAULT_CONF: dict[str, Any] = {"dense": False}
 
 #: conv layers of VGG16 up to conv4_3: (torchvision index, in, out), max-pools at 4, 9, 16
 _VGG_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256), (17, 256, 512), (19, 512, 512), (21, 512, 512)]
@@ -119,14 +119,14 @@ def hard_detection(features: torch.Tensor, edge_threshold: float = 5.0) -> torch
 class VGGBackbone(nn.Module):
     """VGG16 up to conv4_3 with D2-Net soft detection (see the module docstring)."""
 
+    default_conf: ClassVar[dict[str, Any]] = {"dense": False}
+
     dim = 512
     divisor = 8
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from selfdesc.config import merge
-
-        self.conf = merge(DEFAULT_CONF, conf or {})
+        self.conf = merge(self.default_conf, conf or {}, owner="VGGBackbone")
         dense = bool(self.conf["dense"])
         layers: list[nn.Module] = []
         for index, cin, cout in _VGG_CONVS:
@@ -149,4 +149,4 @@ class VGGBackbone(nn.Module):
         return {"features": x, "scores": soft_detection(x)}
 
 
-__all__ = ["DEFAULT_CONF", "VGGBackbone", "edge_mask", "hard_detection", "normalize_image", "pad_to_multiple", "soft_detection"]
+__all__ = ["VGGBackbone", "edge_mask", "hard_detection", "normalize_image", "pad_to_multiple", "soft_detection"]

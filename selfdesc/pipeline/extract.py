@@ -18,10 +18,8 @@ Batching does not change the features beyond float rounding (tested to 1e-4 in f
 """
 from __future__ import annotations
 
-import datetime
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,46 +29,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from selfdesc.device import sync_device
+from selfdesc.distributed import all_gather, barrier, dist_info, process_cores
 from selfdesc.errors import ConfigError, ImageError
 from selfdesc.features.base import PRECISIONS, Extractor
 from selfdesc.io.image import list_images, load_image
 from selfdesc.pipeline.background import BackgroundWriter
 from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, FEATURES_FORMAT, PartedWriter, check_names
-
-
-def dist_info() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
-    env = os.environ
-    return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
-
-
-def _process_group() -> bool:
-    """Join torchrun's process group (gloo: only barriers and small objects) when ``WORLD_SIZE > 1``."""
-    if dist_info()[1] <= 1:
-        return False
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
-    return True
-
-
-def barrier() -> None:
-    if _process_group():
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def all_gather(obj: Any) -> list[Any]:
-    """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` without torchrun)."""
-    if not _process_group():
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * dist_info()[1]
-    dist.all_gather_object(out, obj)
-    return out
 
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
@@ -82,16 +47,10 @@ def default_batch_size(device: torch.device | str) -> int:
     return DEFAULT_BATCH_SIZE["cuda" if torch.device(device).type == "cuda" else "cpu"]
 
 
-def _cores() -> int:
-    """CPU cores of this process's share of the host (one share per torchrun process)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-
-
 def default_num_workers() -> int:
     """Decoding workers per process: the cores of this process's share of the host less two
     (the main thread and the pin-memory / writer threads), between 1 and 12."""
-    return max(1, min(12, _cores() - 2))
+    return max(1, min(12, process_cores() - 2))
 
 
 def default_cpu_threads(num_workers: int) -> int:
@@ -100,7 +59,7 @@ def default_cpu_threads(num_workers: int) -> int:
     More threads than free cores makes every operation wait for a busy core: on this project's
     2-core machine a small network ran ~10x slower with 2 threads than with 1 next to a worker.
     """
-    return max(1, _cores() - num_workers)
+    return max(1, process_cores() - num_workers)
 
 
 @dataclass
@@ -234,26 +193,24 @@ def signature(feature: str, extractor: Extractor, config: ExtractConfig) -> dict
 
 
 class _Clock:
-    """Seconds per pipeline step; with ``sync``, the device is synchronised before each reading."""
+    """Seconds per pipeline step; when enabled, the device is synchronised before each reading."""
 
     def __init__(self, device: torch.device, enabled: bool) -> None:
         self.enabled = enabled
-        self.sync = enabled and device.type == "cuda"
+        self.device = device
         self.seconds: dict[str, float] = {}
         self._t = time.perf_counter()
 
     def start(self) -> None:
         if self.enabled:
-            if self.sync:
-                torch.cuda.synchronize()
+            sync_device(self.device)
             self._t = time.perf_counter()
 
     def lap(self, step: str | None = None) -> float:
         """The time since the last ``start`` / ``lap``, added to ``step`` when given."""
         if not self.enabled:
             return 0.0
-        if self.sync:
-            torch.cuda.synchronize()
+        sync_device(self.device)
         now = time.perf_counter()
         dt, self._t = now - self._t, now
         if step is not None:
@@ -393,7 +350,6 @@ __all__ = [
     "default_batch_size",
     "default_cpu_threads",
     "default_num_workers",
-    "dist_info",
     "extract_features",
     "image_names",
     "signature",

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from selfdesc.config import merge
 from selfdesc.errors import ConfigError
 from selfdesc.io.image import LoadedImage
 
@@ -173,10 +174,7 @@ class VladEncoder:
         pca_proj: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         """``centroids`` ``(K, 128)``; ``pca_mean`` ``(K * 128,)`` and ``pca_proj`` ``(K * 128, P)`` or both ``None``."""
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ConfigError(f"VLAD encoder: unknown option(s) {', '.join(sorted(unknown))}")
-        self.conf = {**self.default_conf, **conf}
+        self.conf = merge(self.default_conf, conf, owner="VLAD encoder")
         self.centroids = torch.as_tensor(np.asarray(centroids), dtype=torch.float32)
         self.pca_mean = None if pca_mean is None else torch.as_tensor(np.asarray(pca_mean), dtype=torch.float32)
         self.pca_proj = None if pca_proj is None else torch.as_tensor(np.asarray(pca_proj), dtype=torch.float32)

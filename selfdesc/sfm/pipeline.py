@@ -6,7 +6,7 @@ Everything goes into one output folder::
     <out>/database.db                            (COLMAP database)
     <out>/models/<k>/  <out>/sfm/                (all models / the largest one)
     <out>/summary.json                           (settings, counts, timings, summary)
-    <out>/sfm.png                                (top-down view, see selfdesc.viz_sfm)
+    <out>/sfm.png                                (top-down view, see selfdesc.viz.sfm)
 
 Extraction and matching are resumable (selfdesc.pipeline); the database and models are rebuilt
 on every run. Matches are verified by COLMAP (``verify_in_colmap``) unless the matches file
@@ -16,31 +16,31 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from selfdesc.errors import ConfigError
-from selfdesc.features import load_extractor
+from selfdesc.eval.extraction import ExtractorSettings
 from selfdesc.io.atomic import write_text_atomic
 from selfdesc.pipeline.extract import ExtractConfig, extract_features, image_names
 from selfdesc.pipeline.h5io import FeatureFile
 from selfdesc.pipeline.match import MatchConfig, match_pairs
 from selfdesc.pipeline.pairs import make_pairs, write_pairs
 from selfdesc.sfm.colmap_db import create_database, database_stats, import_features, import_matches, verify_in_colmap
-from selfdesc.sfm.reconstruct import camera_centres, camera_up, points, run_incremental_mapping, summarize
+from selfdesc.sfm.reconstruct import camera_centres, camera_up, points, run_incremental_mapping, summarize, summary_line
 
 PAIR_MODES = ("exhaustive", "sequential")
 VERIFY_MODES = ("colmap", "fundamental", "homography")
 
 
 @dataclass
-class SfMConfig:
-    """Settings of :func:`reconstruct_images`.
+class SfMConfig(ExtractorSettings):
+    """Settings of :func:`reconstruct_images`: the extractor settings (at most 8192 keypoints by
+    default; ``resize_max``: extraction resolution, keypoints stay in original pixels) plus:
 
-    ``resize_max``: extraction resolution (longest side; keypoints stay in original pixels).
     ``window``: neighbours per image for ``pairs="sequential"``. ``camera_mode``: ``per-image`` or
     ``single``. ``verify``: ``colmap`` (COLMAP's own verification in the database) or a RANSAC
     model of :mod:`selfdesc.pipeline.verify` (``fundamental``, ``homography``) whose inliers
@@ -49,11 +49,8 @@ class SfMConfig:
     """
 
     max_keypoints: int | None = 8192
-    resize_max: int | None = None
     pairs: str = "exhaustive"
     window: int = 10
-    device: str = "cpu"
-    weights_dir: str | None = None
     camera_mode: str = "per-image"
     verify: str = "fundamental"
     min_num_matches: int = 15
@@ -93,7 +90,7 @@ def reconstruct_images(
     timings: dict[str, float] = {}
 
     t = time.time()
-    extractor = load_extractor(feature, weights_dir=config.weights_dir, device=config.device, max_keypoints=config.max_keypoints)
+    extractor = config.load(feature)
     extract_cfg = ExtractConfig(resize_max=config.resize_max, num_workers=config.num_workers, progress=config.progress)
     extract_features(extractor, feature, image_dir, out / "features.h5", extract_cfg, names=names).raise_failed(out / "features.h5")
     timings["extract"] = time.time() - t
@@ -131,7 +128,7 @@ def reconstruct_images(
     }
     write_text_atomic(out / "summary.json", json.dumps(record, indent=2) + "\n")
     if config.plot and rec is not None:
-        from selfdesc.viz_sfm import plot_sfm_topdown
+        from selfdesc.viz.sfm import plot_sfm_topdown
 
         centres = camera_centres(rec)
         plot_sfm_topdown(
@@ -152,11 +149,11 @@ def evaluate_scene(scene: Any, feature: str, out: str | Path, config: SfMConfig 
         registered images).
     """
     from selfdesc.sfm.align import centre_accuracy
-    from selfdesc.viz_sfm import plot_sfm_topdown
+    from selfdesc.viz.sfm import plot_sfm_topdown
 
     config = config or SfMConfig()
     out = Path(out)
-    rec, record = reconstruct_images(scene.root / "images", feature, out, SfMConfig(**{**asdict(config), "plot": False}))
+    rec, record = reconstruct_images(scene.root / "images", feature, out, replace(config, plot=False))
     gt = {name: cam.C for name, cam in scene.cameras.items()}
     acc = centre_accuracy(camera_centres(rec) if rec is not None else {}, gt)
     result = {
@@ -180,3 +177,18 @@ def evaluate_scene(scene: Any, feature: str, out: str | Path, config: SfMConfig 
             title += f", median centre error {acc['median_error']:.3f}"
         plot_sfm_topdown(out / "sfm.png", pts, centres, up, title=title)
     return result
+
+
+def evaluate_scenes(features: Sequence[str], scenes: Sequence[Any], out: str | Path, config: SfMConfig) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_scene` for every feature on every scene (into ``<out>/<feature>/<scene>``),
+    printing one line per reconstruction; returns ``{feature: {scene name: result}}``."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in features:
+        results[name] = {}
+        for scene in scenes:
+            r = evaluate_scene(scene, name, Path(out) / name / scene.name, config)
+            results[name][scene.name] = r
+            med = "n/a" if r["median_centre_error"] is None else f"{r['median_centre_error']:.4f}"
+            mx = "n/a" if r["max_centre_error"] is None else f"{r['max_centre_error']:.4f}"
+            print(f"{name} {scene.name}: {summary_line(r['summary'])}; centre error median {med}, max {mx}")
+    return results

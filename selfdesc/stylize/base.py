@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import abc
-import importlib
 import importlib.util
 import inspect
 import sys
@@ -12,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from selfdesc.errors import ConfigError
+from selfdesc.registry import lookup
 from selfdesc.stylize.style_bank import StyleBank, as_style_bank
 
 #: built-in name -> "module:Class" (imported on first use)
@@ -109,8 +109,7 @@ def load_stylizer(
     bank = as_style_bank(style_bank)
     name = ALIASES.get(spec, spec)
     if name in REGISTRY:
-        module, cls_name = REGISTRY[name].split(":")
-        cls = getattr(importlib.import_module(module), cls_name)
+        cls = lookup(REGISTRY, name, "stylizer")
         where = f"stylizer '{name}'"
     elif ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         path, cls_name = spec.rsplit(":", 1)

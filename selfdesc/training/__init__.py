@@ -1,1 +1,4 @@
-"""Training-data engine: batched H-crops pair generation and photometric augmentation, on any device."""
+"""The training engine: the trainer loop, checkpoints, logging, validation, presets and the image-folder dataset.
+
+What a method computes per step is built from :mod:`selfdesc.methods.parts`.
+"""

@@ -67,3 +67,24 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """``run_dir/checkpoints/last.pt`` when it exists."""
     path = Path(run_dir) / "checkpoints" / "last.pt"
     return path if path.is_file() else None
+
+def export_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The model-file content (:func:`selfdesc.weights.read_model_file`) of a loaded training
+    checkpoint: its method is rebuilt from the run's config, loaded, and asked to ``export()``.
+
+    Raises:
+        WeightsError: no usable ``config.method`` entry, or weights that do not fit the method.
+    """
+    from selfdesc.methods import build_method
+    from selfdesc.weights import MODEL_FORMAT, load_state_checked
+
+    try:
+        method_conf = dict(ckpt["config"]["method"])
+        name = method_conf.pop("name")
+        model = build_method(name, method_conf)
+    except (KeyError, TypeError):
+        raise WeightsError(f"{path}: training checkpoint without a usable 'config.method' entry") from None
+    load_state_checked(model, ckpt["model"], path)
+    exported = model.export()
+    meta = {"step": int(ckpt.get("step", -1)), "source": str(path), "train_config": ckpt["config"]}
+    return {"format": MODEL_FORMAT, "method": name, "conf": exported["conf"], "state_dict": exported["state_dict"], "meta": meta}

@@ -20,7 +20,6 @@ at a step boundary; DataLoader workers never outnumber the CPU cores; multi-GPU 
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
 import threading
@@ -39,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from selfdesc.config import dump_config
+from selfdesc.distributed import available_cores, dist_info
 from selfdesc.errors import ConfigError, SelfdescError, StopRequested
 from selfdesc.io.atomic import write_text_atomic
 from selfdesc.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -132,14 +132,6 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
 def loader_workers(requested: int, world_size: int = 1) -> int:
     """``requested`` DataLoader workers, capped at this process's share of the CPU cores."""
     return max(0, min(int(requested), available_cores() // max(1, world_size)))
@@ -149,11 +141,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def distributed_context() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` otherwise)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _lr_factor(conf: TrainConfig, step: int) -> float:
@@ -195,7 +182,7 @@ class Trainer:
             raise ConfigError(f"unknown optimizer/schedule '{conf.optimizer}'/'{conf.schedule}'")
         self.conf = conf
         self.run_dir = Path(run_dir)
-        self.rank, self.world, local = distributed_context()
+        self.rank, self.world, local = dist_info()
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         self.device = torch.device(f"cuda:{local}" if device == "cuda" else "cpu")

@@ -45,7 +45,7 @@ class SyntheticValidation:
 
     def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu", progress: bool = False) -> None:
         from selfdesc.datasets.hpatches import load_hpatches
-        from selfdesc.datasets.synth import build_synthetic, is_synthetic
+        from selfdesc.datasets.synth import ensure_synthetic
 
         if conf.images is None:
             raise ConfigError("validation needs val.images (a folder of base images not used for training)")
@@ -53,9 +53,7 @@ class SyntheticValidation:
             raise ConfigError(f"unknown validation score '{conf.score}' ({', '.join(SCORES)})")
         self.conf, self.method_name, self.device, self.progress = conf, method_name, device, progress
         self.run_dir = Path(run_dir)
-        bench = self.run_dir / "validation-synth"
-        if not is_synthetic(bench):
-            build_synthetic(conf.images, bench, seed=conf.seed, num_images=conf.num_images, max_side=conf.max_side)
+        bench = ensure_synthetic(conf.images, self.run_dir / "validation-synth", seed=conf.seed, num_images=conf.num_images, max_side=conf.max_side)
         self.pairs = load_hpatches(bench, split_list="all")
 
     def __call__(self, method: nn.Module) -> dict[str, float]:

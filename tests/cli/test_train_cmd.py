@@ -12,7 +12,7 @@ from PIL import Image
 
 from selfdesc.cli.main import main
 from selfdesc.config import read_yaml
-from selfdesc.training.trainer import available_cores
+from selfdesc.distributed import available_cores
 
 TINY = [
     "train.batch_size=2", "train.num_workers=0", "train.log_every=1", "train.checkpoint_every=2", "train.progress=false",

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from selfdesc.datasets.hpatches import load_hpatches
-from selfdesc.datasets.synth import MANIFEST, build_synthetic, is_synthetic, warp_image
+from selfdesc.datasets.synth import MANIFEST, build_synthetic, ensure_synthetic, is_synthetic, warp_image
 from selfdesc.errors import ConfigError, DatasetError
 from selfdesc.geometry.homography import warp_points
 from selfdesc.geometry.random_homography import HomographyParams, homography_from_params
@@ -161,3 +161,19 @@ def test_empty_base_folder_and_bad_settings(tmp_path, graf_root):
     (tmp_path / MANIFEST).write_text("{broken")
     with pytest.raises(DatasetError, match="unreadable manifest"):
         is_synthetic(tmp_path)
+
+
+def test_ensure_synthetic_builds_once_and_checks_the_seed(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    base = tmp_path / "base"
+    base.mkdir()
+    image, _ = dot_image(96, 80, rng)
+    Image.fromarray((image * 255).astype(np.uint8)).save(base / "a.png")
+    out = ensure_synthetic(base, tmp_path / "bench", seed=2, verbose=True, max_side=64)
+    assert is_synthetic(out) and json.loads((out / MANIFEST).read_text())["max_side"] == 64
+    assert "building the synthetic benchmark (seed 2)" in capsys.readouterr().out
+    before = file_hashes(out)
+    assert ensure_synthetic(base, out, seed=2, verbose=True, max_side=32) == out  # reused, not rebuilt
+    assert file_hashes(out) == before and "already built" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match="built with seed 2, not 3"):
+        ensure_synthetic(base, out, seed=3)

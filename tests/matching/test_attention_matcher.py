@@ -6,7 +6,7 @@ import torch
 from selfdesc.errors import ConfigError
 from selfdesc.matching.attention_matcher import AttentionMatcher, normalize_keypoints
 from selfdesc.matching.learned import LearnedMatcher
-from selfdesc.training.assignment import assignment_nll, homography_assignment
+from selfdesc.methods.parts.assignment import assignment_nll, homography_assignment
 
 SMALL = {"descriptor_dim": 16, "width": 32, "num_heads": 2, "num_layers": 2, "filter_threshold": 0.0}
 

@@ -9,9 +9,9 @@ from PIL import Image
 
 from selfdesc.errors import ConfigError
 from selfdesc.methods.hndesc import HNDesc, repeatability_peaks
+from selfdesc.methods.parts.hcrops import make_pairs, warp_crops
 from selfdesc.models.caps import ResUNet
 from selfdesc.models.l2net import QuadL2Net
-from selfdesc.training.hcrops import make_pairs, warp_crops
 from selfdesc.training.image_folder import ImageFolder
 from selfdesc.training.trainer import TrainConfig, Trainer
 
@@ -255,10 +255,11 @@ TINY_RUN = [
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_trains_two_steps(config, tmp_path):
     from selfdesc.cli.main import main
-    from selfdesc.cli.train_cmd import default_config, method_name
+    from selfdesc.config import read_yaml
+    from selfdesc.training.run import default_config, method_name
 
     folder = _images(tmp_path / "imgs", n=4, size=(96, 96), resample=Image.NEAREST)  # blocks: plenty of SIFT corners
-    defaults = default_config(method_name(str(config), []))
+    defaults = default_config(method_name(read_yaml(config), []))
     overrides = [o for o in TINY_RUN if _known(defaults, o.split("=")[0])]
     if "_gd" in config.stem:
         from selfdesc.retrieval import GlobalIndex

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
 from selfdesc.methods import build_method
+from selfdesc.methods.parts.ema import ema_decay
 from selfdesc.methods.tpr import TPR
-from selfdesc.training.ema import ema_decay
 from selfdesc.training.trainer import TrainConfig, Trainer
 
 TINY = {

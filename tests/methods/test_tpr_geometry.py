@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from selfdesc.methods.parts.hcrops import dense_grid_correspondences, make_pairs, project_points
 from selfdesc.methods.tpr import TPR, within_cells
 from selfdesc.models.deform import sample_map
-from selfdesc.training.hcrops import dense_grid_correspondences, make_pairs, project_points
 
 SMALL = {
     "aslfeat": {},

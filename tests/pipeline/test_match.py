@@ -12,7 +12,7 @@ from selfdesc.matching import match_mnn
 from selfdesc.pipeline.h5io import FeatureFile, read_matches
 from selfdesc.pipeline.match import MatchConfig, match_pairs
 from selfdesc.pipeline.pairs import exhaustive_pairs
-from selfdesc.viz import visualize_pairs
+from selfdesc.viz.matches import visualize_pairs
 
 def test_matches_equal_direct_mnn_and_batching_agrees(sift_features, tmp_path):
     _, feats, names, _ = sift_features

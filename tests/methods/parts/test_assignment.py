@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from selfdesc.training.assignment import IGNORE, UNMATCHED, assignment_nll, homography_assignment
+from selfdesc.methods.parts.assignment import IGNORE, UNMATCHED, assignment_nll, homography_assignment
 
 
 def _warp(H, pts):

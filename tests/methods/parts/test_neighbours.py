@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from selfdesc.training.neighbours import CropMemory
+from selfdesc.methods.parts.neighbours import CropMemory
 
 
 def _crops(n, value):

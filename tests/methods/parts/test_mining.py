@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
 from selfdesc.geometry.homography import warp_points_torch
-from selfdesc.training.mining import Miner, sample_descriptors
+from selfdesc.methods.parts.mining import Miner, sample_descriptors
 
 B, D, S, N = 4, 8, 24, 12
 IMAGE_IDS = torch.tensor([7, 7, 3, 5])  # pairs 0 and 1 are crops of the same image

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
-from selfdesc.training.augment import PhotometricAugment, PhotometricConfig
+from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 
 COLOR_WEIGHTS = ("w_brightness_contrast", "w_hue_saturation", "w_clahe", "w_gray", "w_channel_shuffle")
 NOTHING = PhotometricConfig(p_color=0.0, p_blur=0.0, p_noise=0.0)

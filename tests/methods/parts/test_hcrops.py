@@ -1,8 +1,10 @@
 """H-crops generator: geometry, conventions, ranges, validity and the OpenCV reference."""
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
-from selfdesc.training.hcrops import (
+from selfdesc.methods.parts.hcrops import (
     HCropsConfig,
     crop_corners,
     crop_homographies,
@@ -24,7 +26,12 @@ from selfdesc.training.hcrops import (
     sample_crop_params,
     warp_crops,
 )
-from selfdesc.training.hcrops_cv import crop_homography_cv, make_pair_cv
+
+# the per-image OpenCV reference lives with the benchmark that times it (it is not package code)
+_spec = importlib.util.spec_from_file_location("hcrops_cv", Path(__file__).resolve().parents[3] / "benchmarks" / "hcrops_cv.py")
+hcrops_cv = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hcrops_cv)
+crop_homography_cv, make_pair_cv = hcrops_cv.crop_homography_cv, hcrops_cv.make_pair_cv
 
 S = 256
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from selfdesc.errors import ConfigError
-from selfdesc.training.rng import uniform
+from selfdesc.methods.parts.rng import uniform
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def sample_crop_params(
     Args:
         image_sizes: ``(B, 2)`` image sizes ``(W, H)``; the result lives on its device.
         config: ranges.
-        generator: random source (see :func:`selfdesc.training.rng.uniform`).
+        generator: random source (see :func:`selfdesc.methods.parts.rng.uniform`).
         center: ``(B, 2)`` centres of the first crops; given, this draws the second crops
             around ``center + center_jitter * S * (sx, sy)`` with random signs ``sx, sy``.
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from selfdesc.training.ema import ema_decay, ema_update_, make_target
+from selfdesc.methods.parts.ema import ema_decay, ema_update_, make_target
 
 
 def _net():

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from selfdesc.errors import ConfigError
-from selfdesc.training.rng import normal, uniform
+from selfdesc.methods.parts.rng import normal, uniform
 
 _PERMUTATIONS = torch.tensor(list(itertools.permutations(range(3))))
 

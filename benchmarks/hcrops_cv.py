@@ -1,6 +1,6 @@
 """Per-image OpenCV reference of the H-crops generator (the CPU baseline of the pair benchmark).
 
-Same algorithm and conventions as :mod:`selfdesc.training.hcrops` (spec §2.4, quirks fixed the
+Same algorithm and conventions as :mod:`selfdesc.methods.parts.hcrops` (spec §2.4, quirks fixed the
 same way), written the way a CPU data loader would: one image at a time, NumPy draws,
 ``cv2.getPerspectiveTransform`` and ``cv2.warpPerspective`` (bilinear, constant black border).
 The overlap test uses the exact polygon areas of :func:`overlap_fractions` instead of a pixel
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from selfdesc.geometry.random_homography import overlap_fractions
-from selfdesc.training.hcrops import HCropsConfig
+from selfdesc.methods.parts.hcrops import HCropsConfig
 
 
 def crop_homography_cv(
@@ -24,7 +24,7 @@ def crop_homography_cv(
 
     Args:
         zoom, angle (radians), center ``(2,)``, distort ``(f1, f2)``, vertical: as in
-        :class:`~selfdesc.training.hcrops.CropParams`.
+        :class:`~selfdesc.methods.parts.hcrops.CropParams`.
         crop_size: crop side ``S``.
 
     Returns:
@@ -90,7 +90,7 @@ def make_pair_cv(
     rng: np.random.Generator | None = None,
     image_b: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | bool | int]:
-    """One H-crops pair with OpenCV (see :func:`selfdesc.training.hcrops.make_pairs`).
+    """One H-crops pair with OpenCV (see :func:`selfdesc.methods.parts.hcrops.make_pairs`).
 
     Args:
         image: ``H x W x 3`` (float32 in ``[0, 1]`` or uint8).
