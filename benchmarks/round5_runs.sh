@@ -1,4 +1,4 @@
-# The runs of GPU round 5 (source it before benchmarks/device_round5.sh): name:config:overrides joined by +.
+# The runs of GPU round 5 (export it before benchmarks/device_round.sh, called device_round5.sh in round 5): name:config:overrides joined by +.
 # Photos: max side 400 (benchmarks/downsize_images.py), hence data.size [400, 300]; validation on the 12
 # held-out shard-b photos (.carry/val-base).
 V=val.images=${R:-/root/r5}/data/val-base
