@@ -59,6 +59,20 @@ def test_refine_none_gives_the_integer_peaks_and_refinement_stays_in_the_window(
     assert (soft["keypoints"] - raw["keypoints"]).abs().max() <= 2.0  # offsets within the 5x5 window
 
 
+def _shifted(ext, texture, shifts):
+    """Per circular shift ``(dx, dy)`` of ``texture``: the keypoints of the original image moved by the shift and
+    kept 40 px away from the wrapped border (strongest first), and each one's distance to the nearest keypoint of
+    the shifted image."""
+    image = torch.from_numpy(texture).permute(2, 0, 1)
+    H, W = texture.shape[:2]
+    f0 = ext.extract(image)
+    for dx, dy in shifts:
+        f1 = ext.extract(torch.roll(image, shifts=(dy, dx), dims=(1, 2)))
+        kp0 = f0["keypoints"] + torch.tensor([dx, dy])
+        kp0 = kp0[(kp0[:, 0] > dx + 40) & (kp0[:, 0] < W - 40) & (kp0[:, 1] > dy + 40) & (kp0[:, 1] < H - 40)]
+        yield dx, dy, kp0, torch.cdist(kp0.double(), f1["keypoints"].double()).min(1).values
+
+
 def test_keypoints_of_a_shifted_image_shift_by_the_same_amount(lite_file, texture):
     # a circular shift keeps the per-image normalisation. Compared: the 100 strongest points away
     # from the wrapped border. Shifts by multiples of the encoder stride (16) are exact for the
@@ -66,16 +80,9 @@ def test_keypoints_of_a_shifted_image_shift_by_the_same_amount(lite_file, textur
     # which changes the heatmap by about 1 % (tests/models/test_litenet.py) and on this random network
     # swaps a few near-tied peaks: measured 90-94 % of the points within 0.1 px (median 0.003-0.005 px)
     ext = load_extractor(str(lite_file), max_keypoints=None, detection_threshold=0.0)
-    image = torch.from_numpy(texture).permute(2, 0, 1)
-    H, W = texture.shape[:2]
-    f0 = ext.extract(image)
-    for dx, dy in [(16, 0), (48, 32), (1, 0), (3, 2), (5, 7)]:
-        f1 = ext.extract(torch.roll(image, shifts=(dy, dx), dims=(1, 2)))
-        kp0 = f0["keypoints"] + torch.tensor([dx, dy])
-        inner = (kp0[:, 0] > dx + 40) & (kp0[:, 0] < W - 40) & (kp0[:, 1] > dy + 40) & (kp0[:, 1] < H - 40)
-        kp0 = kp0[inner][:100]
+    for dx, dy, kp0, near in _shifted(ext, texture, [(16, 0), (48, 32), (1, 0), (3, 2), (5, 7)]):
+        kp0, near = kp0[:100], near[:100]
         assert len(kp0) == 100 and (kp0 - kp0.round()).abs().max() > 0.05
-        near = torch.cdist(kp0.double(), f1["keypoints"].double()).min(1).values
         if dx % 16 == 0 and dy % 16 == 0:
             assert near.max() < 0.1, (dx, dy)
         else:
@@ -151,14 +158,6 @@ def test_shipped_model_keypoints_follow_a_shift(texture):
     if not package_model(DEFAULT_MODEL).is_file():
         pytest.skip(f"the HNDesc-lite model selfdesc/weights/{DEFAULT_MODEL} is not installed")
     ext = load_extractor("hndesc-lite", max_keypoints=300)
-    image = torch.from_numpy(texture).permute(2, 0, 1)
-    H, W = texture.shape[:2]
-    f0 = ext.extract(image)
-    for dx, dy in [(1, 0), (2, 2), (3, 2), (5, 7)]:
-        f1 = ext.extract(torch.roll(image, shifts=(dy, dx), dims=(1, 2)))
-        kp0 = f0["keypoints"] + torch.tensor([dx, dy])
-        inner = (kp0[:, 0] > dx + 40) & (kp0[:, 0] < W - 40) & (kp0[:, 1] > dy + 40) & (kp0[:, 1] < H - 40)
-        kp0 = kp0[inner]
+    for dx, dy, kp0, near in _shifted(ext, texture, [(1, 0), (2, 2), (3, 2), (5, 7)]):
         assert len(kp0) >= 50
-        near = torch.cdist(kp0.double(), f1["keypoints"].double()).min(1).values
         assert near.median() < 0.1 and (near < 1.0).float().mean() >= 0.85, (dx, dy)
