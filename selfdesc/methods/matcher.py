@@ -164,10 +164,15 @@ class MatcherTraining(nn.Module):
         return opts
 
     def export(self) -> dict[str, Any]:
-        """``{"conf": {"matcher", "features", "descriptor_dim"}, "state_dict": matcher weights}``."""
+        """``{"conf": {"matcher", "features", "descriptor_dim"}, "state_dict": matcher weights}``.
+
+        Floating-point weights are stored as float16 (half the file; ``load_matcher`` loads them
+        into the float32 model), so a default-size matcher stays well under 16 MiB.
+        """
         f = self.conf["features"]
         conf = {"matcher": dict(self.matcher.conf), "features": str(f["label"] or f["name"]), "descriptor_dim": int(self.matcher.conf["descriptor_dim"])}
-        return {"conf": conf, "state_dict": dict(self.matcher.state_dict())}
+        state = {k: v.half() if v.is_floating_point() else v for k, v in self.matcher.state_dict().items()}
+        return {"conf": conf, "state_dict": state}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"]

@@ -49,8 +49,11 @@ def test_export_and_load(tmp_path):
     assert m.features == "sift" and m.descriptor_dim == 128
     labelled = build_method("matcher", {**TINY, "features": {**TINY["features"], "label": "default"}})
     assert labelled.export()["conf"]["features"] == "default"
+    for key, value in exported["state_dict"].items():  # stored as float16, loaded into float32
+        assert value.dtype == (torch.float16 if value.is_floating_point() else value.dtype), key
     for a, b in zip(method.matcher.state_dict().values(), m.model.state_dict().values()):
-        assert torch.equal(a, b)
+        assert b.dtype == a.dtype
+        assert torch.equal(a.half().to(a.dtype), b) if a.is_floating_point() else torch.equal(a, b)
 
 
 def test_missing_or_wrong_matcher_file(tmp_path):
