@@ -48,14 +48,15 @@ def probe_descriptor_dim(extractor: Extractor) -> int:
 
 
 @torch.no_grad()
-def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int, dim: int) -> dict[str, torch.Tensor]:
+def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int, dim: int, chunk: int = 16) -> dict[str, torch.Tensor]:
     """Features of ``(B, 3, S, S)`` crops, at most ``num`` points each, padded to the largest
     count ``K`` (at least 1): ``keypoints`` ``(B, K, 2)`` pixel ``(x, y)``, ``descriptors``
-    ``(B, K, dim)``, ``mask`` ``(B, K)`` (one image at a time, on the crops' device, fp32)."""
-    preds = []
+    ``(B, K, dim)``, ``mask`` ``(B, K)`` (on the crops' device, fp32; extractors that batch
+    run ``chunk`` crops per forward, the same features as one at a time)."""
+    preds: list[dict[str, torch.Tensor]] = []
     with torch.autocast(crops.device.type, enabled=False):
-        for crop in crops.float():
-            preds.append(extractor({"image": crop[None]}))
+        for start in range(0, len(crops), chunk):
+            preds.extend(extractor.forward_batch(crops[start : start + chunk].float()))
     num = max([1] + [min(num, len(p["keypoints"])) for p in preds])
     out = {
         "keypoints": crops.new_zeros(len(crops), num, 2, dtype=torch.float32),

@@ -97,3 +97,18 @@ def test_batch_without_valid_pairs_is_skipped_not_crashed():
     method = build_method("matcher", TINY)
     out = method({"image": torch.zeros(2, 3, 150, 200), "index": torch.arange(2)})
     assert out["valid_pairs"] == 0 and torch.isnan(out["loss"])
+
+
+def test_extract_padded_batches_like_one_at_a_time(tmp_path):
+    """The on-the-fly features for training: chunks of crops per forward give what one crop at a time gives."""
+    from selfdesc.features import load_extractor
+    from selfdesc.methods.matcher import extract_padded
+    from tests.features.test_batch import tiny_model_file
+
+    extractor = load_extractor(str(tiny_model_file(tmp_path / "tiny.pt")), max_keypoints=60, reliability_thr=0.0, repeatability_thr=0.0, min_scale=0.5)
+    crops = torch.nn.functional.interpolate(_images(b=5, seed=3), size=(96, 96), mode="bilinear", align_corners=False)
+    single = extract_padded(extractor, crops, 50, 16, chunk=1)
+    batched = extract_padded(extractor, crops, 50, 16, chunk=4)
+    assert single["mask"].sum() > 100 and torch.equal(single["mask"], batched["mask"])
+    for key in ("keypoints", "descriptors"):
+        assert torch.allclose(single[key], batched[key], atol=1e-4), key
