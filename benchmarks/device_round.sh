@@ -8,6 +8,8 @@
 #
 #   bash benchmarks/device_round.sh start SECONDS     carry: .whl .carry/train-1 .carry/train-2 .carry/val-base
 #       installs the wheels, copies the code, starts every run in RUNS, waits SECONDS, snapshots.
+#       A run folder carried as .carry/run-NAME (config.yaml, checkpoints/last.pt, metrics.csv of an
+#       earlier round) becomes $R/runs/NAME, so run NAME resumes from it.
 #   bash benchmarks/device_round.sh more SECONDS      carry: the other .carry/train-* parts
 #       stops each run (SIGTERM: it saves last.pt) and resumes it on all photos copied so far, waits
 #       SECONDS, snapshots.
@@ -29,6 +31,7 @@ fi
 export PYTHONPATH=$R/site:$R/code SELFDESC_WEIGHTS_DIR=$R/data/weights
 for d in .carry/train-*; do [ -d $d ] && cp -r $d/. $R/data/train/; done
 for d in val-base strecha weights hpatches-graf synth-base scannet; do [ -d .carry/$d ] && [ ! -d $R/data/$d ] && cp -r .carry/$d $R/data/$d; done
+for d in .carry/run-*; do [ -d $d ] && [ ! -d $R/runs/${d#.carry/run-} ] && cp -r $d $R/runs/${d#.carry/run-}; done  # runs to resume
 [ -d $R/code ] || { mkdir -p $R/code && cp -r selfdesc configs benchmarks $R/code/; }
 echo "$(date +%T) $PHASE: $(ls $R/data/train | wc -l) training photos; data: $(ls $R/data | paste -sd' ')"
 
