@@ -44,7 +44,7 @@ from selfdesc.features.base import Extractor
 from selfdesc.io.image import LoadedImage, load_image
 from selfdesc.pipeline.extract import ExtractConfig, default_batch_size, default_num_workers, extract_features, image_names
 
-STEPS = ("decode", "wait_decode", "h2d", "network", "select", "d2h", "write", "wait_write", "total")
+STEPS = ("decode", "wait_decode", "h2d", "network", "select", "d2h", "write", "wait_write", "finalize", "total")
 
 
 def _size(text: str) -> tuple[int, int]:

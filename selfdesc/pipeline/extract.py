@@ -35,7 +35,9 @@ from selfdesc.errors import ConfigError, ImageError
 from selfdesc.features.base import PRECISIONS, Extractor
 from selfdesc.io.image import list_images, load_image
 from selfdesc.pipeline.background import BackgroundWriter
-from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, FEATURES_FORMAT, PartedWriter, check_names
+from selfdesc.pipeline.featurestore import FeatureStore
+from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, check_names
+from selfdesc.pipeline.packed import pack_batch
 
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
@@ -86,6 +88,7 @@ class ExtractConfig:
     precision: str = "fp32"
     threads: int | None = None
     write_queue: int = 64
+    write_threads: int = 4
     checkpoint_every: int = 100
     progress: bool = True
     profile: bool = False
@@ -274,9 +277,9 @@ def extract_features(
     sig = signature(feature, extractor, config)
     attrs = {**FEATURES_CONVENTIONS, "features": feature, "conf": json.dumps(sig), "image_root": str(root.resolve())}
     attrs["descriptors"] = attrs["descriptors"] + (", float16" if config.fp16 else ", float32")
-    parted = PartedWriter(out, FEATURES_FORMAT, "keypoints", sig, attrs, config.checkpoint_every, rank=rank)
-    barrier()  # every rank has scanned the output before any writes a part
-    todo = [n for n in all_names if n not in parted.done]
+    store = FeatureStore(out, sig, attrs, rank=rank, threads=config.write_threads, checkpoint_every=config.checkpoint_every)
+    barrier()  # every rank has scanned the output before any writes a run file
+    todo = [n for n in all_names if n not in store.done]
     mine = todo[rank::world]
     batch_size = max(1, config.batch_size or default_batch_size(extractor.device))
     workers = default_num_workers() if config.num_workers is None else config.num_workers
@@ -294,7 +297,7 @@ def extract_features(
     threads_before = torch.get_num_threads()
     if extractor.device.type == "cpu":
         torch.set_num_threads(config.threads or default_cpu_threads(workers))
-    writer = BackgroundWriter(parted, config.fp16, config.write_queue)
+    writer = BackgroundWriter(store, math.ceil(config.write_queue / batch_size))
     t_start, t_first, done, warmup = time.time(), None, 0, 0
     bar = tqdm(total=len(mine), desc=f"extract {feature}" + (f" [rank {rank}/{world}]" if world > 1 else ""), unit="img", disable=not config.progress or rank != 0)
     try:
@@ -309,10 +312,11 @@ def extract_features(
                 preds = extractor.forward_batch(images, config.precision)
                 if clock.enabled:
                     clock.add("select", max(0.0, clock.lap() - network))
-                host = extractor.to_host(preds, [item["scale"] for item in batch], [item["original_size"] for item in batch])
-                clock.lap("d2h")
-                for item, pred in zip(batch, host):
-                    writer.add(item["name"], pred, item["original_size"])
+                packed = pack_batch(preds, [item["scale"] for item in batch], [item["original_size"] for item in batch], config.fp16)
+                if clock.enabled:
+                    packed.wait()
+                    clock.lap("d2h")
+                writer.add([item["name"] for item in batch], packed)
                 done += len(batch)
                 if t_first is None:  # the first batch is warm-up
                     t_first, warmup = time.time(), len(batch)
@@ -325,19 +329,23 @@ def extract_features(
     clock.add("write", writer.write_seconds)
     clock.add("wait_write", writer.wait_seconds)
     clock.add("total", t_end - t_start)
-    stats = all_gather({"n": done, "warmup": warmup, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start, "failed": failed, "stages": clock.seconds})
+    stats = all_gather({"n": done, "warmup": warmup, "t_first": t_first or t_end, "t_start": t_start, "failed": failed, "stages": clock.seconds})
     barrier()
-    written = parted.finalize() if rank == 0 else False
-    barrier()  # the merged file exists for every rank once this returns
+    written = store.finalize() if rank == 0 else False
+    barrier()  # the output is complete for every rank once this returns
+    t_done = time.time()  # rates include finishing the file: the user waits for it
     total = sum(s["n"] for s in stats)
-    span = max(s["t_end"] for s in stats) - min(s["t_first"] for s in stats)
+    span = t_done - min(s["t_first"] for s in stats)
     steady = total - sum(s["warmup"] for s in stats)
     rate = steady / span if span > 0 and steady > 0 else float("nan")
-    seconds = max(s["t_end"] for s in stats) - min(s["t_start"] for s in stats)
+    seconds = t_done - min(s["t_start"] for s in stats)
     stages: dict[str, float] = {}
     for s in stats:
         for step, value in s["stages"].items():
             stages[step] = stages.get(step, 0.0) + value
+    if clock.enabled:
+        stages["finalize"] = t_done - t_end
+        stages["total"] += t_done - t_end
     all_failed = sorted(msg for s in stats for msg in s["failed"])
     return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written, all_failed, stages)
 
