@@ -89,6 +89,14 @@ def test_learned_peers_batch_and_match_single_images(name: str, images: list[Loa
     assert_same(extractor.extract_batch(images), [extractor.extract(im) for im in images])
 
 
+def test_hndesc_lite_batches_and_matches_single_images(images: list[LoadedImage]) -> None:
+    lite = load_extractor("hndesc-lite", max_keypoints=300)
+    assert lite.batches
+    batched = lite.extract_batch(images)
+    assert_same(batched, [lite.extract(im) for im in images])
+    assert lite.network(torch.zeros(2, 3, 64, 80))["heatmap"].shape == (2, 1, 64, 80)
+
+
 def test_network_alone_and_precision(tiny: Extractor, images: list[LoadedImage]) -> None:
     x = torch.stack([torch.from_numpy(im.image.transpose(2, 0, 1)) for im in images])
     levels = tiny.network(x)
