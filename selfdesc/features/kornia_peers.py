@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import kornia.feature as KF
 import torch
 import torch.nn.functional as F
+from kornia.geometry.subpix import nms2d
 from torch import nn
 
 from selfdesc.errors import ConfigError, WeightsError
@@ -163,11 +164,44 @@ class XFeat(_KorniaPeer):
         return self.net.net(self.net._preprocess_tensor(images)[0])
 
     def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        h, w = images.shape[-2:]
-        feats = self.net.detectAndCompute(images)
+        """kornia's ``XFeat.detectAndCompute``, step by step, with a fixed number of host
+        synchronisations per batch (kornia has two per image: a ``nonzero`` and a boolean index)."""
+        c, xf = self.conf, self.net
+        x, rh, rw = xf._preprocess_tensor(images)
+        _, _, H1, W1 = x.shape
+        M1, K1, R1 = xf.net(x)
+        heat = xf._get_kpts_heatmap(K1)
+        pos = padded_peaks(nms2d(heat, (5, 5), mask_only=True) & (heat > float(c["detection_threshold"])))
+        scores = (sample_at(heat, pos, H1, W1, "nearest") * sample_at(R1, pos, H1, W1, "bilinear")).squeeze(-1)
+        scores = scores.masked_fill((pos == -1).all(dim=-1), -1)
+        scores, idx = torch.topk(scores, min(int(c["top_k"]), scores.shape[-1]), dim=-1)
+        pos = torch.gather(pos, 1, idx[..., None].expand(-1, -1, 2))
+        desc = F.normalize(sample_at(F.normalize(M1, dim=1), pos, H1, W1, "bicubic"), dim=-1)
+        counts = (scores > 0).sum(dim=1).tolist()  # scores are sorted: the valid ones come first
         # kornia reports resized pixel i at i * W / W'; its centre is at (i + 0.5) * W / W' - 0.5
-        ratio = torch.tensor([w / max(32, w // 32 * 32), h / max(32, h // 32 * 32)], device=images.device)
-        return [self._finish(f["keypoints"] + 0.5 * (ratio - 1), f["scores"], f["descriptors"]) for f in feats]
+        kpts = torch.stack([(pos[..., 0] + 0.5) * rw - 0.5, (pos[..., 1] + 0.5) * rh - 0.5], dim=-1)
+        return [self._finish(kpts[b, :n], scores[b, :n], desc[b, :n]) for b, n in enumerate(counts)]
 
 
-__all__ = ["DISK", "ALIKED", "XFeat", "load_weights"]
+def padded_peaks(mask: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)`` bool peaks -> ``(B, P, 2)`` int64 ``(x, y)`` in raster order, padded with -1
+    (kornia's ``XFeat._nms`` output) with two host synchronisations for the whole batch."""
+    B = mask.shape[0]
+    found = mask[:, 0].nonzero()  # (M, 3): image, y, x in raster order
+    counts = torch.bincount(found[:, 0], minlength=B)
+    width = int(counts.max()) if len(found) else 0
+    rank = torch.arange(len(found), device=mask.device) - (torch.cumsum(counts, 0) - counts)[found[:, 0]]
+    out = torch.full((B, width, 2), -1, dtype=torch.long, device=mask.device)
+    out[found[:, 0], rank] = found[:, [2, 1]]
+    return out
+
+
+def sample_at(fmap: torch.Tensor, pos: torch.Tensor, H: int, W: int, mode: str) -> torch.Tensor:
+    """kornia's ``InterpolateSparse2d`` (``2 p / (W - 1) - 1``, ``align_corners=False``): ``(B, C, h, w)``
+    at ``(B, N, 2)`` ``(x, y)`` -> ``(B, N, C)``, normalised with Python numbers (no host-to-device copy)."""
+    p = pos.float()
+    grid = torch.stack([2.0 * (p[..., 0] / float(W - 1)) - 1.0, 2.0 * (p[..., 1] / float(H - 1)) - 1.0], dim=-1)
+    return F.grid_sample(fmap, grid.unsqueeze(-2).to(fmap.dtype), mode=mode, align_corners=False).permute(0, 2, 3, 1).squeeze(-2)
+
+
+__all__ = ["DISK", "ALIKED", "XFeat", "load_weights", "padded_peaks", "sample_at"]

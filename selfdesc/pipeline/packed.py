@@ -2,15 +2,17 @@
 
 :func:`pack_batch` builds, on the extractor's device, two flat buffers for a whole batch:
 
-* ``meta`` float32: the keypoints of every image ``(N_i, 2)`` (mapped to original-image pixels,
-  pixel-centre convention, ``(p + 0.5) * s - 0.5`` computed in float64 as
-  :func:`~selfdesc.io.image.rescale_keypoints` does), then the scores of every image ``(N_i,)``;
+* ``meta`` float32: the keypoints of every image ``(N_i, 2)`` (pixels of the network input),
+  then the scores of every image ``(N_i,)``;
 * ``desc`` float32 (float16 with ``fp16``): each image's descriptors transposed to the file's
   ``(D, N_i)`` layout, one image after the other,
 
 and starts one non-blocking copy of each into pinned host memory (CUDA), recording an event.
-The caller moves on at once; the writer calls :meth:`PackedBatch.arrays`, which waits for the
-event and returns numpy views (no copy) of each image's datasets.
+Nothing here waits for the device (no host synchronisation). The caller moves on at once; the
+writer calls :meth:`PackedBatch.arrays`, which waits for the event and returns each image's
+datasets: numpy views of the buffers (no copy), except the keypoints of a resized image, mapped
+to original-image pixels by :func:`~selfdesc.io.image.rescale_keypoints` (pixel-centre
+convention, ``(p + 0.5) * s - 0.5``).
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from selfdesc.io.image import rescale_keypoints
 
 
 @dataclass
@@ -29,6 +33,7 @@ class PackedBatch:
     desc: torch.Tensor
     counts: list[int]
     dim: int
+    scales: list[tuple[float, float]]
     sizes: list[tuple[int, int]]
     event: torch.cuda.Event | None = None
 
@@ -45,7 +50,7 @@ class PackedBatch:
         start, n, total = sum(self.counts[:i]), self.counts[i], sum(self.counts)
         meta, desc = self.meta.numpy(), self.desc.numpy()
         return {
-            "keypoints": meta[2 * start : 2 * (start + n)].reshape(n, 2),
+            "keypoints": rescale_keypoints(meta[2 * start : 2 * (start + n)].reshape(n, 2), self.scales[i]),
             "scores": meta[2 * total + start : 2 * total + start + n],
             "descriptors": desc[self.dim * start : self.dim * (start + n)].reshape(self.dim, n),
             "image_size": np.asarray(self.sizes[i], np.int32),
@@ -67,13 +72,10 @@ def pack_batch(
 ) -> PackedBatch:
     """Device predictions of a batch (``keypoints`` (N, 2) in pixels of the network input,
     ``scores`` (N,), ``descriptors`` (N, D)) -> a :class:`PackedBatch` whose copy to the host
-    is under way; ``scales`` ``(sx, sy)`` map to the original images of ``sizes`` ``(W, H)``."""
+    is under way; ``scales`` ``(sx, sy)`` map keypoints to the original images of ``sizes`` ``(W, H)``."""
     counts = [int(p["keypoints"].shape[0]) for p in preds]
     device = preds[0]["keypoints"].device
     kpts = torch.cat([p["keypoints"].detach().reshape(-1, 2) for p in preds])
-    if any(tuple(s) != (1.0, 1.0) for s in scales):
-        per_kpt = torch.tensor(scales, dtype=torch.float64, device=device).repeat_interleave(torch.tensor(counts, device=device), dim=0)
-        kpts = (kpts.double() + 0.5) * per_kpt - 0.5
     scores = torch.cat([p["scores"].detach().reshape(-1) for p in preds])
     meta = torch.cat([kpts.float().reshape(-1), scores.float()])
     dim = int(preds[0]["descriptors"].shape[-1])
@@ -82,7 +84,7 @@ def pack_batch(
     for p, n in zip(preds, counts):  # one transposing copy per image, straight into the buffer
         desc[dim * start : dim * (start + n)].view(dim, n).copy_(p["descriptors"].detach().t())
         start += n
-    packed = PackedBatch(_to_host(meta), _to_host(desc), counts, dim, [tuple(s) for s in sizes])
+    packed = PackedBatch(_to_host(meta), _to_host(desc), counts, dim, [tuple(s) for s in scales], [tuple(s) for s in sizes])
     if device.type == "cuda":
         packed.event = torch.cuda.Event()
         packed.event.record()

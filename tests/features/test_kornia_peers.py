@@ -149,3 +149,20 @@ def test_keypoints_on_square_corners(peers: dict[str, Extractor], name: str, squ
     k = peers[name].extract(img)["keypoints"].numpy()
     dist = np.linalg.norm(corners[:, None] - k[None], axis=2).min(axis=1)
     assert np.sum(dist <= 3.0) >= 3
+
+
+def test_xfeat_batch_is_kornias_detect_and_compute(peers: dict[str, Extractor], graf1: np.ndarray) -> None:
+    """Our batched XFeat post-processing (a fixed number of host synchronisations) gives kornia's
+    keypoints (moved to pixel centres), scores and descriptors, image by image, with images of
+    different peak counts in one batch and a size that is not a multiple of 32."""
+    xfeat = peers["xfeat"]
+    a = torch.from_numpy(graf1[100:340, 150:480].transpose(2, 0, 1).copy())
+    batch = torch.stack([a, a.flip(-1), torch.zeros_like(a) + 0.5])  # the constant image has no peak
+    with torch.no_grad():
+        ours, ref = xfeat._extract_batch(batch), xfeat.net.detectAndCompute(batch)
+    ratio = torch.tensor([330 / 320, 240 / 224])
+    assert len(ours[0]["keypoints"]) > 100 and len(ours[0]["keypoints"]) != len(ours[1]["keypoints"]) and len(ours[2]["keypoints"]) == 0
+    for o, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(o["keypoints"], r["keypoints"] + 0.5 * (ratio - 1), atol=1e-4, rtol=0)
+        torch.testing.assert_close(o["scores"], r["scores"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(o["descriptors"], r["descriptors"], atol=1e-5, rtol=0)
