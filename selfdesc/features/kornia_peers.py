@@ -162,8 +162,8 @@ class ALIKED(_KorniaPeer):
         return self.net.extract_dense_map(images)
 
     def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """kornia's ``ALIKED.forward`` (threshold mode of its DKD, then SDDH), step by step on the
-        whole batch with one host synchronisation (kornia loops over images, with several each)."""
+        """kornia's ``ALIKED.forward`` (its DKD, then SDDH), step by step on the whole batch with
+        one host synchronisation (kornia loops over images, with several each)."""
         fmap, smap = self.net.extract_dense_map(images)
         _, _, h, w = smap.shape
         idx, counts = aliked_peaks(self.net.dkd, smap)
@@ -174,11 +174,10 @@ class ALIKED(_KorniaPeer):
 
 
 def aliked_peaks(dkd: nn.Module, smap: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """kornia DKD's threshold-mode candidates of ``(B, 1, H, W)`` score maps: ``(B, K)`` flat
-    indices (the valid ones first: raster order, or decreasing score when more than
-    ``dkd.n_limit`` were found) and the number of valid ones per image (one host sync)."""
-    if dkd.top_k > 0:
-        raise ConfigError("feature 'aliked': batched selection supports the detection-threshold mode only")
+    """kornia DKD's keypoints of ``(B, 1, H, W)`` score maps: ``(B, K)`` flat indices, the valid
+    ones first, in kornia's order (top-k mode, ``detection_threshold`` 0: decreasing score;
+    threshold mode: raster order, or decreasing score when more than ``dkd.n_limit`` were found),
+    and the number of valid ones per image (one host synchronisation)."""
     B, _, h, w = smap.shape
     s = smap.detach()
     r = dkd.radius
@@ -187,6 +186,10 @@ def aliked_peaks(dkd: nn.Module, smap: torch.Tensor) -> tuple[torch.Tensor, list
     is_max[:, :, :, :r] = False
     is_max[:, :, -r:, :] = False
     is_max[:, :, :, -r:] = False
+    if dkd.top_k > 0:
+        top = torch.topk(s.masked_fill(~is_max, float("-inf")).reshape(B, -1), min(dkd.top_k, h * w), dim=1)
+        counts = torch.isfinite(top.values).sum(dim=1).tolist()
+        return top.indices[:, : max(counts, default=0)], counts
     mean = s.reshape(B, -1).mean(dim=1).reshape(B, 1, 1, 1)
     masks = is_max & (s > mean)
     if dkd.scores_th > 0:

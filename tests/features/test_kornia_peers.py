@@ -168,17 +168,19 @@ def test_xfeat_batch_is_kornias_detect_and_compute(peers: dict[str, Extractor], 
         torch.testing.assert_close(o["descriptors"], r["descriptors"], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("limit", [5000, 60])
-def test_aliked_batch_is_kornias_forward(peers: dict[str, Extractor], graf1: np.ndarray, limit: int, monkeypatch) -> None:
+@pytest.mark.parametrize("limit,top_k", [(5000, -1), (60, -1), (5000, 80)])
+def test_aliked_batch_is_kornias_forward(peers: dict[str, Extractor], graf1: np.ndarray, limit: int, top_k: int, monkeypatch) -> None:
     """Batched DKD + SDDH give kornia's keypoints, scores and descriptors image by image, in its
-    order: raster order, or by score when more than ``n_limit`` peaks were found (limit 60)."""
+    order: raster order, or by score when more than ``n_limit`` peaks were found (limit 60) or in
+    top-k mode (``detection_threshold`` 0)."""
     aliked = peers["aliked"]
     monkeypatch.setattr(aliked.net.dkd, "n_limit", limit)
+    monkeypatch.setattr(aliked.net.dkd, "top_k", top_k)
     a = torch.from_numpy(graf1[100:340, 150:480].transpose(2, 0, 1).copy())
     batch = torch.stack([a, a.flip(-1), torch.zeros_like(a) + 0.5])
     with torch.no_grad():
         ours, ref = aliked._extract_batch(batch), aliked.net(batch)
-    assert len(ours[0]["keypoints"]) == min(limit, len(ours[0]["keypoints"])) > 50
+    assert len(ours[0]["keypoints"]) == min(limit, top_k if top_k > 0 else limit, len(ours[0]["keypoints"])) > 50
     for o, r in zip(ours, ref, strict=True):
         torch.testing.assert_close(o["keypoints"], r.keypoints, atol=1e-4, rtol=0)
         torch.testing.assert_close(o["scores"], r.keypoint_scores, atol=1e-6, rtol=0)
