@@ -6,7 +6,8 @@ Every ``RUNS_DIR/profile_*.json`` (one feature and size each) goes into one repo
 Markdown tables of :func:`extraction_profile.markdown`; ``--extra`` adds other JSON results
 under ``KEY`` (a ``torchrun_2gpu`` result of ``extraction_throughput.py`` gets a line per
 feature and size: images/s and images/s per GPU; a ``write_speed`` result of
-``write_speed.py`` gets its milliseconds per image).
+``write_speed.py`` gets its milliseconds per image; a ``free_*`` result of ``pipeline_overhead.py``
+its best images/s).
 """
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def extra_lines(key: str, r: dict[str, Any]) -> list[str]:
             + ")"
             for dim, by_way in r["results"].items()
             for label, v in by_way.items()
+        ]
+    if key.startswith("free_"):
+        return [
+            f"Pipeline ceiling (an extractor that costs nothing, {r['keypoints']} x {r['dim']}-D features, {r['images']} images at "
+            f"{r['size'][0]}x{r['size'][1]}, {r['device']}, {r['workers']} workers, decoding {r['decode']}): best {max(r['images_per_second']):.1f} images/s"
         ]
     return []
 

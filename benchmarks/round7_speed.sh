@@ -3,8 +3,9 @@
 # and with GPU JPEG decoding, each feature's network-only batched images/s, the per-stage profile
 # (ms per image: decode, waiting for decoded images, host-to-device + GPU decoding, network, keypoint
 # selection, device-to-host, writing, waiting for the writer, finishing the file), the agreement of
-# GPU- and CPU-decoded pixels, and the writing cost on this host's CPU (benchmarks/write_speed.py),
-# at 640x480 and 1600x1200 for xfeat, disk, aliked, default and hndesc-lite.
+# GPU- and CPU-decoded pixels, the writing cost on this host's CPU (benchmarks/write_speed.py) and the
+# pipeline's own ceiling with an extractor that costs nothing (benchmarks/pipeline_overhead.py: XFeat-size
+# features, CPU and GPU decoding), at 640x480 and 1600x1200 for xfeat, disk, aliked, default and hndesc-lite.
 #
 # Run on one H200 (kind nvidia-h200) from the repo root with carry .whl .carry/weights-min .carry/speed:
 #   bash benchmarks/round7_speed.sh [FEATURES]
@@ -15,7 +16,7 @@
 # CPU dry run (tiny; from the repo root of a checkout with /work/main/.carry):
 #   DEVICE=cpu PY=/work/main/.venv/bin/python IMAGES=/work/main/.carry/speed N=4 COPIES_A=1 COPIES_B=1 \
 #   SIZE_A=160x120 SIZE_B=200x150 WRITE_IMAGES=32 SELFDESC_WEIGHTS_DIR=/work/main/.carry/weights-min \
-#   OUT=/tmp/r7 bash benchmarks/round7_speed.sh xfeat,hndesc-lite
+#   OUT=/tmp/round7-dry bash benchmarks/round7_speed.sh xfeat,hndesc-lite
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 DEVICE=${DEVICE:-cuda}; PY=${PY:-python3}; OUT=${OUT:-/tmp/round7-speed}
@@ -36,11 +37,17 @@ IMAGES=${IMAGES:-.carry/speed}; N=${N:-32}
 COPIES_A=${COPIES_A:-8}; COPIES_B=${COPIES_B:-2}   # 256 images at 640x480, 64 at 1600x1200
 SIZE_A=${SIZE_A:-640x480}; SIZE_B=${SIZE_B:-1600x1200}
 PER_RUN_S=${PER_RUN_S:-40}; DEADLINE_S=${DEADLINE_S:-225}; WRITE_IMAGES=${WRITE_IMAGES:-512}
-WORK=/tmp/r7-work; mkdir -p $WORK
+FREE_WORKERS=${FREE_WORKERS:-$(( $(nproc) > 14 ? 12 : 1 ))}   # the pipeline's default on 16 cores
+WORK=${WORK:-/tmp/round7-work}; mkdir -p "$WORK"
 echo "host: $(nproc) cores; torchvision: $($PY -c 'import torchvision; print(torchvision.__version__)' 2>&1 | tail -n 1)" | tee -a "$OUT/log.txt"
 echo "$(date +%T) writing features.h5 on the CPU" | tee -a "$OUT/log.txt"
 timeout 30 $PY benchmarks/write_speed.py --images "$WRITE_IMAGES" --dims 64,128 --repeats 1 --work $WORK/ws \
   --out "$OUT/runs/write_speed.json" 2>&1 | grep -v Warning | tee -a "$OUT/log.txt"
+echo "$(date +%T) the pipeline's own ceiling (an extractor that costs nothing, XFeat-size features)" | tee -a "$OUT/log.txt"
+for d in ${DECODE//,/ }; do
+  timeout 40 $PY benchmarks/pipeline_overhead.py --images "$IMAGES" --num-images "$N" --copies $(( 2 * COPIES_A )) --size "$SIZE_A" \
+    --device "$DEVICE" --decode $d --workers "$FREE_WORKERS" --repeats 2 --work $WORK/free-$d --out "$OUT/runs/free_$d.json" 2>&1 | grep -v Warning | tee -a "$OUT/log.txt"
+done
 for spec in "$SIZE_A $COPIES_A" "$SIZE_B $COPIES_B"; do
   set -- $spec
   for f in ${FEATURES//,/ }; do
@@ -53,6 +60,7 @@ for spec in "$SIZE_A $COPIES_A" "$SIZE_B $COPIES_B"; do
   done
 done
 $PY benchmarks/merge_profiles.py "$OUT/runs" "$OUT/round7_speed.json" "$OUT/round7_speed.md" \
-  --extra write_speed="$OUT/runs/write_speed.json" >/dev/null 2>>"$OUT/log.txt"
+  --extra write_speed="$OUT/runs/write_speed.json" --extra free_cpu="$OUT/runs/free_cpu.json" \
+  --extra free_gpu="$OUT/runs/free_gpu.json" >/dev/null 2>>"$OUT/log.txt"
 cat "$OUT/round7_speed.md"
 echo "$(date +%T) done in $(( $(date +%s) - start )) s" | tee -a "$OUT/log.txt"

@@ -18,6 +18,7 @@ difference of the two paths on photos is measured on the GPU by ``benchmarks/rou
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -77,6 +78,7 @@ def gpu_jpeg_size(path: Path, resize_max: int | None, size: tuple[int, int] | No
     return None if w * h > MAX_PIXELS_FULL_SIZE or area_growing else (w, h)
 
 
+@functools.lru_cache(maxsize=64)
 def _area_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     """``(n_out, n_in)`` weights of area averaging: output pixel ``j`` covers ``[j s, (j + 1) s)``, ``s = n_in / n_out``."""
     s = n_in / n_out
@@ -86,6 +88,7 @@ def _area_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     return (overlap / s).float()
 
 
+@functools.lru_cache(maxsize=64)
 def _linear_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     """``(n_out, n_in)`` weights of bilinear interpolation with half-pixel centres, borders clamped (OpenCV's)."""
     f = (torch.arange(n_out, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
@@ -120,12 +123,12 @@ def decode_jpegs(items: Sequence[dict[str, Any]], device: torch.device) -> list[
     data = [item["jpeg"] for item in items]
     try:
         decoded: list[torch.Tensor | None] = list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:  # one bad file fails the batch: decode one at a time
+    except Exception:  # noqa: BLE001 - one bad file fails the batch (or an old torchvision takes no list): one at a time
         decoded = []
         for one in data:
             try:
                 decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
+            except Exception:  # noqa: BLE001 - the caller decodes it on the CPU (and names it if that fails too)
                 decoded.append(None)
     out: list[torch.Tensor | None] = []
     for item, image in zip(items, decoded):
