@@ -102,7 +102,11 @@ class FeatureStore:
         self.path: Path | None = None
 
     def _journals(self) -> list[Path]:
-        return sorted(self.parts_dir.glob("run-*.journal")) if self.parts_dir.is_dir() else []
+        """The journals of unfinished runs (one whose run file is gone was renamed over the output
+        just before a kill: its images are in the output)."""
+        if not self.parts_dir.is_dir():
+            return []
+        return sorted(j for j in self.parts_dir.glob("run-*.journal") if j.with_suffix(".h5").is_file())
 
     def _check(self, found: str, where: Path) -> None:
         if found != self.signature:

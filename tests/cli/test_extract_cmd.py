@@ -125,3 +125,12 @@ def test_torchrun_shards_and_merges(tmp_path):
         for n in names:
             np.testing.assert_array_equal(a.read(n)["keypoints"], b.read(n)["keypoints"])
     assert not (tmp_path / ".two.h5.parts").exists()
+
+
+def test_decode_gpu_where_it_cannot_run_is_one_line(tmp_path, capsys):
+    _photos(tmp_path / "img", 1)
+    args = ["extract", "--features", "sift", "--images", str(tmp_path / "img"), "--out", str(tmp_path / "f.h5"), "--device", "cpu", "--quiet"]
+    assert main([*args, "--decode", "gpu"]) == 2
+    assert "--decode gpu needs torchvision with CUDA and --device cuda: the device is not CUDA" in _error_line(capsys)
+    assert not (tmp_path / "f.h5").exists()
+    assert main([*args, "--decode", "auto"]) == 0  # auto falls back to the CPU

@@ -124,6 +124,7 @@ def test_a_killed_run_resumes_from_its_journal(tmp_path):
     with pytest.raises(ConfigError, match="unfinished run"):
         (tmp_path / ".f.h5.parts").mkdir()
         journal.write_text(json.dumps({"format": "selfdesc-features/1", "signature": "other"}) + "\n")
+        journal.with_suffix(".h5").write_bytes(b"")
         FeatureStore(out, {"s": 1})
 
 
@@ -138,6 +139,22 @@ def test_rank_zero_adds_the_other_ranks_runs(tmp_path):
     with FeatureFile(out) as ff:
         assert ff.names == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
         np.testing.assert_array_equal(ff.read("d.jpg")["keypoints"], _pred(8, seed=4)["keypoints"].numpy())
+
+
+def test_a_kill_between_the_rename_and_the_cleanup_is_harmless(tmp_path):
+    out = tmp_path / "f.h5"
+    store = FeatureStore(out, {"s": 1})
+    store.write(_items(["a.jpg"])[0])
+    store.close()
+    journal = store.path.with_suffix(".journal")
+    store.path.replace(out)  # the rename of finalize, then the kill: the journal stays, its run file is gone
+    again = FeatureStore(out, {"s": 1})
+    assert again.done == {"a.jpg"} and journal.exists()
+    again.write(_items(["b.jpg"], seed=2)[0])
+    again.close()
+    assert again.finalize() and not journal.exists()
+    with FeatureFile(out) as ff:
+        assert ff.names == ["a.jpg", "b.jpg"]
 
 
 def test_nothing_to_do_leaves_the_output_alone(tmp_path):
