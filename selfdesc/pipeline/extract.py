@@ -314,7 +314,7 @@ def extract_features(
 
     Raises:
         ConfigError: ``out`` holds features of other settings.
-        DatasetError: the features could not be written (finished parts are kept).
+        DatasetError: the features could not be written (journaled images are kept for a rerun).
     """
     config = config or ExtractConfig()
     if config.precision not in PRECISIONS:
