@@ -2,12 +2,13 @@
 
     selfdesc extract --features NAME|MODEL.pt --images DIR --out features.h5
         [--max-keypoints N] [--resize MAX_SIDE] [--fp16] [--device cpu|cuda]
-        [--batch-size B] [--workers W] [--precision fp32|bf16] [--checkpoint-every N] [--quiet]
+        [--batch-size B] [--workers W] [--precision fp32|bf16] [--decode auto|cpu|gpu]
+        [--checkpoint-every N] [--quiet]
 
-Resumable: images already in the file (or in finished parts of an interrupted run) are
+Resumable: images already in the file (or journaled by an interrupted run) are
 skipped, and the file is replaced atomically, so it is never left half-written. Images of one
-size go through the network --batch-size at a time; decoding (--workers processes) and HDF5
-writing (a background thread) overlap it. An image that cannot be decoded does not stop the
+size go through the network --batch-size at a time; decoding (--workers processes, or JPEGs
+on the GPU with --decode gpu) and HDF5 writing (a background thread) overlap it. An image that cannot be decoded does not stop the
 others: each is named at the end and the exit status is 2 (rerun to retry them). On several
 GPUs, run under torchrun (one process per GPU, each on its own shard; rank 0 merges):
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 1 on the CPU)")
     p.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: the cores less two, 1 to 12; 0: decode in the main process)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on the device (see docs/extract_speed.md for its tolerance)")
+    p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"], help="gpu: JPEGs decoded on the GPU (needs torchvision and --device cuda); auto: gpu where possible, else cpu")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
     p.add_argument("--skip-unreadable", action="store_true", help="images that cannot be read are listed and the run exits 0 (default: the others are extracted, then exit status 2)")
@@ -49,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from selfdesc.device import check_device
     from selfdesc.distributed import dist_info
     from selfdesc.errors import ImageError
+    from selfdesc.pipeline.decode import resolve_decode
     from selfdesc.pipeline.extract import ExtractConfig, extract_features, image_names
 
     device = check_device(args.device)
+    resolve_decode(args.decode, device)  # --decode gpu where it cannot run fails before the model is loaded
     for option in ("max_keypoints", "resize_max", "batch_size", "checkpoint_every"):
         positive("--" + option.replace("_", "-"), getattr(args, option))
     check_output_file(args.out)
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         precision=args.precision,
+        decode=args.decode,
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
     )

@@ -1,6 +1,7 @@
 """HNDesc-lite: one forward pass of :class:`~selfdesc.models.litenet.LiteNet`, sub-pixel keypoints.
 
-Registered as ``hndesc-lite``. Extraction (single scale, no pyramid):
+Registered as ``hndesc-lite``. Extraction (single scale, no pyramid; a batch of same-size
+images at once):
 
 1. the network gives a full-resolution ``heatmap``, a 1/8 ``reliability`` map and a descriptor map;
 2. the score map is ``heatmap * reliability`` (reliability up-sampled bilinearly, cell centres
@@ -78,18 +79,22 @@ class HNDescLite(Extractor):
         self.net.fuse_batchnorm().to(memory_format=torch.channels_last)
         self.meta = model["meta"]
 
-    def _extract(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _network(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net({"image": images.contiguous(memory_format=torch.channels_last)}, dense=False)
+
+    def _extract_batch(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         c, net = self.conf, self.net
-        H, W = image.shape[-2:]
-        out = net({"image": image.contiguous(memory_format=torch.channels_last)}, dense=False)
+        H, W = images.shape[-2:]
+        out = self._network(images)
         heat = out["heatmap"].float().contiguous()
         rel = F.interpolate(out["reliability"].float(), scale_factor=CELL, mode="bilinear", align_corners=False)[..., :H, :W]
         num = int(c["max_keypoints"]) if c["max_keypoints"] else H * W
         peaks, scores, valid = top_k_peaks(heat * rel, num, int(c["nms_radius"]), int(c["border"]), float(c["detection_threshold"]))
-        peaks, scores = peaks[valid][None], scores[valid]
+        # every peak slot of the batch is refined and described at once (each independently of the
+        # others); the missing ones (valid False) are dropped per image afterwards
         xy = refine_peaks(heat, peaks, c["refine"], int(net.conf["refine_radius"]), float(net.conf["refine_temperature"]))
-        desc = net.describe_at(out["features"].float(), xy)[0]
-        return {"keypoints": xy[0], "scores": scores, "descriptors": desc}
+        desc = net.describe_at(out["features"].float(), xy)
+        return [{"keypoints": xy[i][valid[i]], "scores": scores[i][valid[i]], "descriptors": desc[i][valid[i]]} for i in range(images.shape[0])]
 
 
 __all__ = ["DEFAULT_MODEL", "HNDescLite", "backbone_conf"]

@@ -149,6 +149,17 @@ def _read_file(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tup
     return arr, size
 
 
+def target_size(w: int, h: int, resize_max: int | None = None, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(W, H)`` after :func:`resize_image` of a ``w x h`` image (``size`` wins; ``resize_max``
+    bounds the longest side, never upscaling; neither: unchanged)."""
+    if size is not None:
+        return int(size[0]), int(size[1])
+    if resize_max is not None and max(w, h) > resize_max:
+        f = resize_max / max(w, h)
+        return max(1, int(round(w * f))), max(1, int(round(h * f)))
+    return w, h
+
+
 def resize_image(
     image: np.ndarray,
     resize_max: int | None = None,
@@ -166,13 +177,7 @@ def resize_image(
         The resized array and ``(sx, sy) = (W_in / W_out, H_in / H_out)``.
     """
     h, w = image.shape[:2]
-    if size is not None:
-        new_w, new_h = int(size[0]), int(size[1])
-    elif resize_max is not None and max(w, h) > resize_max:
-        f = resize_max / max(w, h)
-        new_w, new_h = max(1, int(round(w * f))), max(1, int(round(h * f)))
-    else:
-        return image, (1.0, 1.0)
+    new_w, new_h = target_size(w, h, resize_max, size)
     if (new_w, new_h) == (w, h):
         return image, (1.0, 1.0)
     import cv2  # imported here so that loading images without resizing needs no OpenCV

@@ -1,41 +1,41 @@
-"""Writing off the critical path: a :class:`PartedWriter` fed by a background thread.
+"""Writing off the critical path: a :class:`FeatureStore` fed by a background thread.
 
-The extraction loop hands each image's CPU prediction to :meth:`BackgroundWriter.add`, which
-puts it on a bounded queue (the loop blocks only when ``queue_size`` images are waiting); one
-thread converts predictions to features.h5 groups and writes them, so HDF5 writing overlaps
-the next batch on the device. Atomicity and resume are those of :class:`PartedWriter`. A
-failure in the thread is raised in the caller at its next ``add`` or at ``close`` as one
-:class:`~selfdesc.errors.DatasetError` line naming the output; the part in progress is then
-discarded (finished parts are kept for a rerun). ``queue_size=0`` writes in the calling thread.
+The extraction loop hands each batch (image names and a :class:`~selfdesc.pipeline.packed.PackedBatch`
+whose copy to the host may still be under way) to :meth:`BackgroundWriter.add`, which puts it
+on a bounded queue (the loop blocks only when ``queue_size`` batches are waiting); one thread
+waits for the copy and writes the batch (:meth:`FeatureStore.write`: HDF5 metadata in this
+thread, raw bytes in the store's threads), so writing overlaps the next batches on the device.
+A failure in the thread is raised in the caller at its next ``add`` or at ``close`` as one
+:class:`~selfdesc.errors.DatasetError` line naming the output; images already journaled are
+kept for a rerun. ``queue_size=0`` writes in the calling thread.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
-
-import torch
+from typing import Sequence
 
 from selfdesc.errors import DatasetError
-from selfdesc.pipeline.h5io import PartedWriter, feature_group
+from selfdesc.pipeline.featurestore import FeatureStore
+from selfdesc.pipeline.packed import PackedBatch
 
 _STOP = object()
 
 
 class BackgroundWriter:
-    """Writes ``(name, prediction, original size)`` items through ``writer`` in a thread.
+    """Writes ``(names, packed batch)`` items through ``store`` in a thread.
 
     Args:
-        writer: the resumable writer of the output file.
-        fp16: store descriptors as float16 (see :func:`~selfdesc.pipeline.h5io.feature_group`).
-        queue_size: images that may wait for the thread (0: write in the calling thread).
+        store: the resumable writer of the output file.
+        queue_size: batches that may wait for the thread (0: write in the calling thread).
 
-    Attributes ``write_seconds`` (time spent converting and writing) and ``wait_seconds``
-    (time the caller was blocked on a full queue) are kept for profiling.
+    Attributes ``write_seconds`` (time spent waiting for the host copy and writing) and
+    ``wait_seconds`` (time the caller was blocked on a full queue) are kept for profiling.
     """
 
-    def __init__(self, writer: PartedWriter, fp16: bool = False, queue_size: int = 64) -> None:
-        self.writer, self.fp16 = writer, fp16
+    def __init__(self, store: FeatureStore, queue_size: int = 4) -> None:
+        self.store = store
         self.write_seconds = 0.0
         self.wait_seconds = 0.0
         self._error: BaseException | None = None
@@ -46,9 +46,9 @@ class BackgroundWriter:
             self._thread = threading.Thread(target=self._run, name="features-writer", daemon=True)
             self._thread.start()
 
-    def _write(self, name: str, pred: dict[str, torch.Tensor], size: tuple[int, int]) -> None:
+    def _write(self, names: Sequence[str], packed: PackedBatch) -> None:
         t0 = time.perf_counter()
-        self.writer.add(name, feature_group(pred, size, self.fp16))
+        self.store.write((name, packed.arrays(i)) for i, name in enumerate(names))
         self.write_seconds += time.perf_counter() - t0
 
     def _run(self) -> None:
@@ -67,32 +67,30 @@ class BackgroundWriter:
         if self._error is not None:
             exc = self._error
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DatasetError(f"{self.writer.out}: writing features failed ({msg}); finished parts are kept, rerun to resume") from None
+            raise DatasetError(f"{self.store.out}: writing features failed ({msg}); finished images are kept, rerun to resume") from None
 
-    def add(self, name: str, pred: dict[str, torch.Tensor], size: tuple[int, int]) -> None:
-        """Queue (or, without a thread, write) the features of image ``name`` of original ``size`` ``(W, H)``."""
+    def add(self, names: Sequence[str], packed: PackedBatch) -> None:
+        """Queue (or, without a thread, write) the features of the images ``names`` of ``packed``."""
         self._raise()
         if self._queue is None:
             try:
-                self._write(name, pred, size)
+                self._write(names, packed)
             except Exception as exc:  # noqa: BLE001 - reported as one line
                 self._error = exc
                 self._raise()
             return
         t0 = time.perf_counter()
-        self._queue.put((name, pred, size))
+        self._queue.put((names, packed))
         self.wait_seconds += time.perf_counter() - t0
 
     def close(self) -> None:
-        """Write what is queued, stop the thread and checkpoint; raises the thread's failure, if any."""
+        """Write what is queued, stop the thread and close the store; raises the thread's failure, if any."""
         if self._thread is not None and self._thread.is_alive():
             assert self._queue is not None
             self._queue.put(_STOP)
             self._thread.join()
-        if self._error is not None:
-            self.writer.abort()
-            self._raise()
-        self.writer.close()
+        self.store.close()
+        self._raise()
 
 
 __all__ = ["BackgroundWriter"]

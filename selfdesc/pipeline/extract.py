@@ -1,17 +1,21 @@
 """Extract features for a folder of images into an hloc-compatible features.h5, at scale.
 
 * images are decoded (and resized) by ``num_workers`` DataLoader workers ahead of the model
-  (pinned memory on CUDA); a file that cannot be decoded is reported at the end
+  (pinned memory on CUDA), or, with ``decode="gpu"`` (the default ``auto`` where torchvision
+  and CUDA are there), the workers read JPEG bytes and nvJPEG decodes a batch on the device
+  (:mod:`selfdesc.pipeline.decode`); a file that cannot be decoded is reported at the end
   (:attr:`ExtractSummary.failed`) and does not stop the other images;
 * images of one size (after resizing) go through the extractor ``batch_size`` at a time
   (:meth:`~selfdesc.features.base.Extractor.forward_batch`: network and keypoint selection on
   the device; extractors that cannot batch, like OpenCV's, run one image at a time);
-* features are written by a background thread behind a bounded queue
-  (:class:`~selfdesc.pipeline.background.BackgroundWriter`); the output is resumable and
-  crash-safe (:class:`~selfdesc.pipeline.h5io.PartedWriter`): images already in the file, or in
-  a finished part of an interrupted run, are skipped;
+* a batch's features are laid out as the file's bytes on the device and copied to the host at
+  once (:func:`~selfdesc.pipeline.packed.pack_batch`, non-blocking), then written by a
+  background thread behind a bounded queue (:class:`~selfdesc.pipeline.background.BackgroundWriter`)
+  into the file that becomes the output (:class:`~selfdesc.pipeline.featurestore.FeatureStore`:
+  every byte written once, resumable, replaced atomically): images already in the file, or in
+  the journal of an interrupted run, are skipped;
 * under ``torchrun`` (``WORLD_SIZE > 1``) each rank extracts every ``WORLD_SIZE``-th remaining
-  image on ``cuda:LOCAL_RANK`` into its own part files, and rank 0 merges them at the end.
+  image on ``cuda:LOCAL_RANK`` into its own run file, and rank 0 adds them to its own at the end.
 
 Keypoints are stored in original-image pixels (pixel-centre convention) whatever ``resize_max``.
 Batching does not change the features beyond float rounding (tested to 1e-4 in fp32).
@@ -33,9 +37,12 @@ from selfdesc.device import sync_device
 from selfdesc.distributed import all_gather, barrier, dist_info, process_cores
 from selfdesc.errors import ConfigError, ImageError
 from selfdesc.features.base import PRECISIONS, Extractor
-from selfdesc.io.image import list_images, load_image
+from selfdesc.io.image import list_images, load_image, target_size
 from selfdesc.pipeline.background import BackgroundWriter
-from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, FEATURES_FORMAT, PartedWriter, check_names
+from selfdesc.pipeline.decode import decode_jpegs, gpu_jpeg_size, resolve_decode
+from selfdesc.pipeline.featurestore import FeatureStore
+from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, check_names
+from selfdesc.pipeline.packed import pack_batch
 
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
@@ -73,8 +80,11 @@ class ExtractConfig:
     ``bf16`` (autocast on the device; recorded in the file's settings); ``threads``: torch
     intra-op threads while extracting on the CPU (``None``: :func:`default_cpu_threads`; the
     previous setting is restored afterwards); ``write_queue``: images
-    that may wait for the writer thread (0: write in the main thread); ``checkpoint_every``:
-    images per part file (at most that many are recomputed after a kill); ``profile``:
+    that may wait for the writer thread (0: write in the main thread); ``decode``: ``auto``,
+    ``cpu`` or ``gpu`` (:mod:`selfdesc.pipeline.decode`); ``write_threads``: threads writing the
+    raw bytes of the file (:class:`~selfdesc.pipeline.featurestore.FeatureStore`);
+    ``checkpoint_every``: images between journal writes, at most (at most that many, plus the
+    batches waiting for the writer, are recomputed after a kill); ``profile``:
     synchronise the device between steps and time each (:attr:`ExtractSummary.stages`; slower).
     """
 
@@ -86,6 +96,8 @@ class ExtractConfig:
     precision: str = "fp32"
     threads: int | None = None
     write_queue: int = 64
+    decode: str = "auto"
+    write_threads: int = 4
     checkpoint_every: int = 100
     progress: bool = True
     profile: bool = False
@@ -123,11 +135,14 @@ class ExtractSummary:
 
 
 class ImageFolderDataset(Dataset):
-    """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "original_size",
-    "scale", "decode_s"}``, or ``{"name", "error"}`` (one line naming the file) when it cannot be read."""
+    """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "shape",
+    "original_size", "scale", "decode_s"}``, or ``{"name", "error"}`` (one line naming the file)
+    when it cannot be read. With ``gpu_jpeg``, a file the GPU can decode
+    (:func:`~selfdesc.pipeline.decode.gpu_jpeg_size`) comes as its bytes ``"jpeg"`` (uint8)
+    instead of ``"image"``, ``"shape"`` being the ``(C, H, W)`` it will have once decoded and resized."""
 
-    def __init__(self, root: Path, names: Sequence[str], resize_max: int | None, size: tuple[int, int] | None) -> None:
-        self.root, self.names, self.resize_max, self.size = root, list(names), resize_max, size
+    def __init__(self, root: Path, names: Sequence[str], resize_max: int | None, size: tuple[int, int] | None, gpu_jpeg: bool = False) -> None:
+        self.root, self.names, self.resize_max, self.size, self.gpu_jpeg = root, list(names), resize_max, size, gpu_jpeg
 
     def __len__(self) -> int:
         return len(self.names)
@@ -135,12 +150,48 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         name = self.names[i]
         t0 = time.perf_counter()
+        found = gpu_jpeg_size(self.root / name, self.resize_max, self.size) if self.gpu_jpeg else None
+        if found is not None:
+            w, h = found
+            new_w, new_h = target_size(w, h, self.resize_max, self.size)
+            data = torch.frombuffer(bytearray((self.root / name).read_bytes()), dtype=torch.uint8)
+            return {"name": name, "jpeg": data, "shape": (3, new_h, new_w), "original_size": (w, h), "scale": (w / new_w, h / new_h), "decode_s": time.perf_counter() - t0}
         try:
-            loaded = load_image(self.root / name, resize_max=self.resize_max, size=self.size)
+            item = self.load(name)
         except ImageError as exc:
             return {"name": name, "error": str(exc)}
+        item["decode_s"] = time.perf_counter() - t0
+        return item
+
+    def load(self, name: str) -> dict[str, Any]:
+        """``root / name`` decoded on the CPU: ``{"name", "image", "shape", "original_size", "scale"}``."""
+        loaded = load_image(self.root / name, resize_max=self.resize_max, size=self.size)
         image = torch.from_numpy(loaded.image.transpose(2, 0, 1).copy())
-        return {"name": name, "image": image, "original_size": loaded.original_size, "scale": loaded.scale, "decode_s": time.perf_counter() - t0}
+        return {"name": name, "image": image, "shape": tuple(image.shape), "original_size": loaded.original_size, "scale": loaded.scale}
+
+
+def device_images(extractor: Extractor, batch: list[dict[str, Any]], dataset: ImageFolderDataset, failed: list[str]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """The images of ``batch`` (same ``"shape"``) as one ``(B, C, H, W)`` float tensor on the
+    extractor's device: decoded ones copied, ``"jpeg"`` ones decoded there; a JPEG the GPU
+    cannot decode is decoded on the CPU, and one nobody can decode is appended to ``failed``
+    and left out of the returned items."""
+    jpegs = [item for item in batch if "jpeg" in item]
+    if not jpegs:
+        return batch, extractor.to_device([item["image"] for item in batch])
+    for item, image in zip(jpegs, decode_jpegs(jpegs, extractor.device)):
+        if image is None:
+            try:
+                item.update(dataset.load(item["name"]))
+            except ImageError as exc:
+                failed.append(str(exc))
+                item["failed"] = True
+                continue
+        item["device_image"] = image
+    kept = [item for item in batch if not item.get("failed")]
+    host = [item["image"] for item in kept if item.get("device_image") is None]
+    moved = iter(list(extractor.to_device(host)) if host else [])
+    images = [item.pop("device_image") if item.get("device_image") is not None else next(moved) for item in kept]
+    return kept, torch.stack(images) if images else torch.zeros(0)
 
 
 def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +199,7 @@ def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def size_batches(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Group decoded images by tensor shape into batches of ``batch_size``.
+    """Group decoded images by their ``"shape"`` ``(C, H, W)`` into batches of ``batch_size``.
 
     A batch is yielded as soon as it is full; when more than ``2 * batch_size`` images wait in
     partial batches (many sizes), the fullest partial batch goes as it is; the rest at the end.
@@ -156,7 +207,7 @@ def size_batches(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[l
     pending: dict[tuple[int, ...], list[dict[str, Any]]] = {}
     waiting = 0
     for item in items:
-        key = tuple(item["image"].shape)
+        key = tuple(item["shape"])
         pending.setdefault(key, []).append(item)
         waiting += 1
         if len(pending[key]) < batch_size and waiting <= 2 * batch_size:
@@ -263,7 +314,7 @@ def extract_features(
 
     Raises:
         ConfigError: ``out`` holds features of other settings.
-        DatasetError: the features could not be written (finished parts are kept).
+        DatasetError: the features could not be written (journaled images are kept for a rerun).
     """
     config = config or ExtractConfig()
     if config.precision not in PRECISIONS:
@@ -274,15 +325,17 @@ def extract_features(
     sig = signature(feature, extractor, config)
     attrs = {**FEATURES_CONVENTIONS, "features": feature, "conf": json.dumps(sig), "image_root": str(root.resolve())}
     attrs["descriptors"] = attrs["descriptors"] + (", float16" if config.fp16 else ", float32")
-    parted = PartedWriter(out, FEATURES_FORMAT, "keypoints", sig, attrs, config.checkpoint_every, rank=rank)
-    barrier()  # every rank has scanned the output before any writes a part
-    todo = [n for n in all_names if n not in parted.done]
+    store = FeatureStore(out, sig, attrs, rank=rank, threads=config.write_threads, checkpoint_every=config.checkpoint_every)
+    barrier()  # every rank has scanned the output before any writes a run file
+    todo = [n for n in all_names if n not in store.done]
     mine = todo[rank::world]
     batch_size = max(1, config.batch_size or default_batch_size(extractor.device))
     workers = default_num_workers() if config.num_workers is None else config.num_workers
     workers = workers if len(mine) > 1 else 0
+    decode = resolve_decode(config.decode, extractor.device)
+    dataset = ImageFolderDataset(root, mine, config.resize_max, config.size, gpu_jpeg=decode == "gpu")
     loader = DataLoader(
-        ImageFolderDataset(root, mine, config.resize_max, config.size),
+        dataset,
         batch_size=2,
         num_workers=workers,
         collate_fn=_as_list,
@@ -294,25 +347,28 @@ def extract_features(
     threads_before = torch.get_num_threads()
     if extractor.device.type == "cpu":
         torch.set_num_threads(config.threads or default_cpu_threads(workers))
-    writer = BackgroundWriter(parted, config.fp16, config.write_queue)
+    writer = BackgroundWriter(store, math.ceil(config.write_queue / batch_size))
     t_start, t_first, done, warmup = time.time(), None, 0, 0
     bar = tqdm(total=len(mine), desc=f"extract {feature}" + (f" [rank {rank}/{world}]" if world > 1 else ""), unit="img", disable=not config.progress or rank != 0)
     try:
         with torch.no_grad():
             for batch in size_batches(_decoded(loader, failed, clock), batch_size):
                 clock.start()
-                images = extractor.to_device([item["image"] for item in batch])
+                batch, images = device_images(extractor, batch, dataset, failed)
                 clock.lap("h2d")
+                if not batch:
+                    continue
                 if clock.enabled:
                     extractor.network(images, config.precision)
                     network = clock.lap("network")
                 preds = extractor.forward_batch(images, config.precision)
                 if clock.enabled:
                     clock.add("select", max(0.0, clock.lap() - network))
-                host = extractor.to_host(preds, [item["scale"] for item in batch], [item["original_size"] for item in batch])
-                clock.lap("d2h")
-                for item, pred in zip(batch, host):
-                    writer.add(item["name"], pred, item["original_size"])
+                packed = pack_batch(preds, [item["scale"] for item in batch], [item["original_size"] for item in batch], config.fp16)
+                if clock.enabled:
+                    packed.wait()
+                    clock.lap("d2h")
+                writer.add([item["name"] for item in batch], packed)
                 done += len(batch)
                 if t_first is None:  # the first batch is warm-up
                     t_first, warmup = time.time(), len(batch)
@@ -325,19 +381,23 @@ def extract_features(
     clock.add("write", writer.write_seconds)
     clock.add("wait_write", writer.wait_seconds)
     clock.add("total", t_end - t_start)
-    stats = all_gather({"n": done, "warmup": warmup, "t_first": t_first or t_end, "t_end": t_end, "t_start": t_start, "failed": failed, "stages": clock.seconds})
+    stats = all_gather({"n": done, "warmup": warmup, "t_first": t_first or t_end, "t_start": t_start, "failed": failed, "stages": clock.seconds})
     barrier()
-    written = parted.finalize() if rank == 0 else False
-    barrier()  # the merged file exists for every rank once this returns
+    written = store.finalize() if rank == 0 else False
+    barrier()  # the output is complete for every rank once this returns
+    t_done = time.time()  # rates include finishing the file: the user waits for it
     total = sum(s["n"] for s in stats)
-    span = max(s["t_end"] for s in stats) - min(s["t_first"] for s in stats)
+    span = t_done - min(s["t_first"] for s in stats)
     steady = total - sum(s["warmup"] for s in stats)
     rate = steady / span if span > 0 and steady > 0 else float("nan")
-    seconds = max(s["t_end"] for s in stats) - min(s["t_start"] for s in stats)
+    seconds = t_done - min(s["t_start"] for s in stats)
     stages: dict[str, float] = {}
     for s in stats:
         for step, value in s["stages"].items():
             stages[step] = stages.get(step, 0.0) + value
+    if clock.enabled:
+        stages["finalize"] = t_done - t_end
+        stages["total"] += t_done - t_end
     all_failed = sorted(msg for s in stats for msg in s["failed"])
     return ExtractSummary(len(all_names), len(all_names) - len(todo), total, seconds, rate, written, all_failed, stages)
 

@@ -18,7 +18,8 @@
 
 Both files carry their conventions as file attributes (``format``, ``signature``, ...).
 
-**Resume and crash safety** (:class:`PartedWriter`): new groups go to small *part* files in the
+**Resume and crash safety** (:class:`PartedWriter`, used for matches.h5; features.h5 is written
+once by :class:`~selfdesc.pipeline.featurestore.FeatureStore`): new groups go to small *part* files in the
 folder ``.<out name>.parts`` beside the output; a part is written under a temporary name and
 renamed when complete (every ``checkpoint_every`` items), so a killed run loses at most the
 items of the part in progress. When all items are done, the output and the parts are merged

@@ -82,11 +82,20 @@ def test_sift_falls_back_to_one_image_at_a_time(images: list[LoadedImage]) -> No
     assert_same(sift.extract_batch(images), [sift.extract(im) for im in images], atol=0.0)
 
 
-@pytest.mark.parametrize("name", ["xfeat", "disk"])
+@pytest.mark.parametrize("name", ["xfeat", "disk", "aliked"])
 def test_learned_peers_batch_and_match_single_images(name: str, images: list[LoadedImage]) -> None:
-    extractor = load_extractor(name, weights_dir=shared_path("weights"), max_keypoints=300)
+    more = {"detection_threshold": 0.0} if name == "aliked" else {}  # top-k mode: its threshold finds ~5 peaks in these crops
+    extractor = load_extractor(name, weights_dir=shared_path("weights"), max_keypoints=300, **more)
     assert extractor.batches
     assert_same(extractor.extract_batch(images), [extractor.extract(im) for im in images])
+
+
+def test_hndesc_lite_batches_and_matches_single_images(images: list[LoadedImage]) -> None:
+    lite = load_extractor("hndesc-lite", max_keypoints=300)
+    assert lite.batches
+    batched = lite.extract_batch(images)
+    assert_same(batched, [lite.extract(im) for im in images])
+    assert lite.network(torch.zeros(2, 3, 64, 80))["heatmap"].shape == (2, 1, 64, 80)
 
 
 def test_network_alone_and_precision(tiny: Extractor, images: list[LoadedImage]) -> None:

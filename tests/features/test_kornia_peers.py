@@ -149,3 +149,57 @@ def test_keypoints_on_square_corners(peers: dict[str, Extractor], name: str, squ
     k = peers[name].extract(img)["keypoints"].numpy()
     dist = np.linalg.norm(corners[:, None] - k[None], axis=2).min(axis=1)
     assert np.sum(dist <= 3.0) >= 3
+
+
+def test_xfeat_batch_is_kornias_detect_and_compute(peers: dict[str, Extractor], graf1: np.ndarray) -> None:
+    """Our batched XFeat post-processing (a fixed number of host synchronisations) gives kornia's
+    keypoints (moved to pixel centres), scores and descriptors, image by image, with images of
+    different peak counts in one batch and a size that is not a multiple of 32."""
+    xfeat = peers["xfeat"]
+    a = torch.from_numpy(graf1[100:340, 150:480].transpose(2, 0, 1).copy())
+    batch = torch.stack([a, a.flip(-1), torch.zeros_like(a) + 0.5])  # the constant image has no peak
+    with torch.no_grad():
+        ours, ref = xfeat._extract_batch(batch), xfeat.net.detectAndCompute(batch)
+    ratio = torch.tensor([330 / 320, 240 / 224])
+    assert len(ours[0]["keypoints"]) > 100 and len(ours[0]["keypoints"]) != len(ours[1]["keypoints"]) and len(ours[2]["keypoints"]) == 0
+    for o, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(o["keypoints"], r["keypoints"] + 0.5 * (ratio - 1), atol=1e-4, rtol=0)
+        torch.testing.assert_close(o["scores"], r["scores"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(o["descriptors"], r["descriptors"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("limit,top_k", [(5000, -1), (60, -1), (5000, 80)])
+def test_aliked_batch_is_kornias_forward(peers: dict[str, Extractor], graf1: np.ndarray, limit: int, top_k: int, monkeypatch) -> None:
+    """Batched DKD + SDDH give kornia's keypoints, scores and descriptors image by image, in its
+    order: raster order, or by score when more than ``n_limit`` peaks were found (limit 60) or in
+    top-k mode (``detection_threshold`` 0)."""
+    aliked = peers["aliked"]
+    monkeypatch.setattr(aliked.net.dkd, "n_limit", limit)
+    monkeypatch.setattr(aliked.net.dkd, "top_k", top_k)
+    a = torch.from_numpy(graf1[100:340, 150:480].transpose(2, 0, 1).copy())
+    batch = torch.stack([a, a.flip(-1), torch.zeros_like(a) + 0.5])
+    with torch.no_grad():
+        ours, ref = aliked._extract_batch(batch), aliked.net(batch)
+    assert len(ours[0]["keypoints"]) == min(limit, top_k if top_k > 0 else limit, len(ours[0]["keypoints"])) > 50
+    for o, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(o["keypoints"], r.keypoints, atol=1e-4, rtol=0)
+        torch.testing.assert_close(o["scores"], r.keypoint_scores, atol=1e-6, rtol=0)
+        torch.testing.assert_close(o["descriptors"], r.descriptors, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("limit", [8192, 50])
+def test_disk_batch_is_kornias_forward(peers: dict[str, Extractor], graf1: np.ndarray, limit: int, monkeypatch) -> None:
+    """Batched peaks and descriptor lookup give kornia's DISK features image by image, in raster
+    order, also when ``num_keypoints`` cuts (50) and with a size that is not a multiple of 16."""
+    disk = peers["disk"]
+    monkeypatch.setitem(disk.conf, "num_keypoints", limit)
+    a = torch.from_numpy(graf1[100:230, 150:330].transpose(2, 0, 1).copy())
+    batch = torch.stack([a, a.flip(-1)])
+    with torch.no_grad():
+        ours = disk._extract_batch(batch)
+        ref = disk.net(batch, n=limit, window_size=5, score_threshold=0.0, pad_if_not_divisible=True)
+    assert len(ours[0]["keypoints"]) == min(limit, len(ours[0]["keypoints"])) > 40
+    for o, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(o["keypoints"], r.keypoints, atol=0, rtol=0)
+        torch.testing.assert_close(o["scores"], r.detection_scores, atol=1e-6, rtol=0)
+        torch.testing.assert_close(o["descriptors"], r.descriptors, atol=1e-6, rtol=0)
