@@ -15,10 +15,9 @@ from selfdesc.errors import ConfigError, WeightsError
 
 #: photos shipped inside scikit-image's wheel (skimage/data), textured enough for matching
 SAMPLE_IMAGES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "brick.png")
-#: longest side of the demo's images, sized to the default model's speed: the multi-scale default
-#: took 2-3.3 s per 360-px image on a 2-core CPU (a 3 min 13 s demo), so 320 px (0.79x the pixels)
-#: keeps the whole demo (72 images) under 3 minutes after set-up
-DEMO_MAX_SIDE = 320
+#: longest side of the demo's images (72 images): the single-pass default (HNDesc-lite) takes well under
+#: a second per image at this size on a 2-core CPU, so the whole demo stays under 3 minutes after set-up
+DEMO_MAX_SIDE = 480
 
 
 def sample_image_dir() -> Path:
@@ -32,7 +31,7 @@ def sample_image_dir() -> Path:
 
 def _default_features(weights_dir: str | None) -> list[str]:
     from selfdesc.features import extractor_class
-    from selfdesc.features.hndesc import DEFAULT_MODEL
+    from selfdesc.features.lite import DEFAULT_MODEL
     from selfdesc.weights import default_weights_dir, package_model
 
     names = (["default"] if package_model(DEFAULT_MODEL).is_file() else []) + ["sift", "rootsift", "orb"]

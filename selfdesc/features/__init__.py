@@ -26,8 +26,9 @@ REGISTRY: dict[str, str] = {
     "residual-sift": "selfdesc.features.residual:ResidualSIFT",
     "residual-rootsift-upright": "selfdesc.features.residual:ResidualRootSIFTUpright",
     "hndesc": "selfdesc.features.hndesc:HNDescFeatures",
+    "hndesc-r2d2": "selfdesc.features.hndesc:HNDescFeatures",
     "hndesc-lite": "selfdesc.features.lite:HNDescLite",
-    "default": "selfdesc.features.hndesc:HNDescFeatures",
+    "default": "selfdesc.features.lite:HNDescLite",
 }
 
 

@@ -1,6 +1,7 @@
 """Our HNDesc model (R2D2 backbone with self-supervised repeatability / reliability heads).
 
-Registered as ``hndesc`` and as ``default`` (the model shipped in ``selfdesc/weights/``).
+Registered as ``hndesc`` and as ``hndesc-r2d2`` (the model shipped in ``selfdesc/weights/``; it was
+``default`` until HNDesc-lite took that name, RESULTS §19).
 Keypoints and descriptors come from the same multi-scale extraction as :mod:`selfdesc.features.r2d2`
 (pyramid, 3x3 NMS on the repeatability map, both maps thresholded, score ``R * S``), so the
 two differ only in the network weights and the thresholds. ``checkpoint`` selects another
@@ -32,7 +33,7 @@ class HNDescFeatures(R2D2):
     def _init(self, conf: dict[str, Any]) -> None:
         path = conf["checkpoint"] or package_model(DEFAULT_MODEL)
         if conf["checkpoint"] is None and not path.is_file():
-            raise WeightsError(f"{path}: the default HNDesc model is not installed with this copy of selfdesc")
+            raise WeightsError(f"{path}: the HNDesc-r2d2 model is not installed with this copy of selfdesc")
         model = read_model_file(path, method="hndesc")
         backbone = dict(model["conf"]["backbone"])
         if backbone.pop("name", "r2d2") != "r2d2" or not backbone.get("heads", False):

@@ -180,9 +180,9 @@ class LiteNet(nn.Module):
 
     def forward(self, data: dict[str, torch.Tensor], dense: bool = True) -> dict[str, torch.Tensor]:
         x = normalize_image(data["image"])
-        H, W = x.shape[-2:]
-        pad_h, pad_w = -H % PAD_MULTIPLE, -W % PAD_MULTIPLE
-        if pad_h or pad_w:
+        H, W = x.shape[-2:]  # sizes below use non-negative integer division only: it exports to ONNX exactly
+        pad_h, pad_w = (PAD_MULTIPLE - H % PAD_MULTIPLE) % PAD_MULTIPLE, (PAD_MULTIPLE - W % PAD_MULTIPLE) % PAD_MULTIPLE
+        if pad_h or pad_w or torch.jit.is_tracing():  # traced (ONNX export): the pad must be in the graph for every size
             x = F.pad(x, (0, pad_w, 0, pad_h))
         f1 = self.block1(self._down(x))
         f2 = self.block2(self._down(f1))
@@ -202,12 +202,12 @@ class LiteNet(nn.Module):
         s = self.stride
         out = {
             "heatmap": heatmap[..., :H, :W],
-            "reliability": torch.sigmoid(self.rel_head(fused))[..., : -(-H // CELL), : -(-W // CELL)],
+            "reliability": torch.sigmoid(self.rel_head(fused))[..., : (H + CELL - 1) // CELL, : (W + CELL - 1) // CELL],
         }
         if dense:
-            out["descriptors"] = self.desc_head(feats)[..., : -(-H // s), : -(-W // s)]
+            out["descriptors"] = self.desc_head(feats)[..., : (H + s - 1) // s, : (W + s - 1) // s]
         else:
-            out["features"] = feats[..., : -(-H // s), : -(-W // s)]
+            out["features"] = feats[..., : (H + s - 1) // s, : (W + s - 1) // s]
         return out
 
 

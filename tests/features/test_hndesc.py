@@ -1,4 +1,4 @@
-"""The shipped default model (HNDesc-r2d2): it loads, extracts unit 128-D descriptors, and matches."""
+"""The shipped HNDesc-r2d2 model (the default until session 6): it loads, extracts unit 128-D descriptors, and matches."""
 import numpy as np
 import pytest
 import torch
@@ -12,10 +12,10 @@ from selfdesc.weights import package_model
 from tests.features.conftest import astronaut_pair
 
 
-def test_default_is_the_shipped_model_and_matches_a_warped_pair():
+def test_hndesc_r2d2_is_the_shipped_model_and_matches_a_warped_pair():
     assert package_model(DEFAULT_MODEL).is_file()
     image0, image1, H = astronaut_pair()
-    ext = load_extractor("default", max_keypoints=500)
+    ext = load_extractor("hndesc-r2d2", max_keypoints=500)
     f0, f1 = ext.extract(image0), ext.extract(image1)
     assert f0["descriptors"].shape[1] == 128 and 100 < len(f0["keypoints"]) <= 500
     assert torch.allclose(f0["descriptors"].norm(dim=1), torch.ones(len(f0["descriptors"])), atol=1e-4)
@@ -26,9 +26,9 @@ def test_default_is_the_shipped_model_and_matches_a_warped_pair():
     assert len(matches) > 100 and (valid <= 3.0).mean() > 0.7
 
 
-def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
+def test_missing_model_is_a_clear_error(tmp_path, monkeypatch):
     import selfdesc.features.hndesc as hndesc_module
 
     monkeypatch.setattr(hndesc_module, "package_model", lambda name: tmp_path / name)
     with pytest.raises(WeightsError, match="not installed"):
-        load_extractor("default")
+        load_extractor("hndesc-r2d2")
