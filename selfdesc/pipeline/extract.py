@@ -39,11 +39,15 @@ from selfdesc.errors import ConfigError, ImageError
 from selfdesc.features.base import PRECISIONS, Extractor
 from selfdesc.io.image import list_images, load_image, target_size
 from selfdesc.pipeline.background import BackgroundWriter
+from selfdesc.pipeline.chunks import pack_chunk, unpack_chunk
 from selfdesc.pipeline.decode import decode_jpegs, gpu_jpeg_size, resolve_decode
 from selfdesc.pipeline.featurestore import FeatureStore
 from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, check_names
 from selfdesc.pipeline.packed import pack_batch
 
+
+#: images a decoding worker hands over at once (:mod:`selfdesc.pipeline.chunks`)
+CHUNK = 4
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
 DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 1}
@@ -194,10 +198,6 @@ def device_images(extractor: Extractor, batch: list[dict[str, Any]], dataset: Im
     return kept, torch.stack(images) if images else torch.zeros(0)
 
 
-def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
-
-
 def size_batches(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
     """Group decoded images by their ``"shape"`` ``(C, H, W)`` into batches of ``batch_size``.
 
@@ -273,7 +273,7 @@ class _Clock:
             self.seconds[step] = self.seconds.get(step, 0.0) + seconds
 
 
-def _decoded(loader: Iterable[list[dict[str, Any]]], failed: list[str], clock: _Clock) -> Iterator[dict[str, Any]]:
+def _decoded(loader: Iterable[dict[str, Any]], failed: list[str], clock: _Clock) -> Iterator[dict[str, Any]]:
     """The decoded images of ``loader``; unreadable ones are appended to ``failed`` and skipped."""
     chunks = iter(loader)
     while True:
@@ -282,7 +282,7 @@ def _decoded(loader: Iterable[list[dict[str, Any]]], failed: list[str], clock: _
         clock.add("wait_decode", time.perf_counter() - t0)
         if chunk is None:
             return
-        for item in chunk:
+        for item in unpack_chunk(chunk):
             if "error" in item:
                 failed.append(item["error"])
                 continue
@@ -336,11 +336,11 @@ def extract_features(
     dataset = ImageFolderDataset(root, mine, config.resize_max, config.size, gpu_jpeg=decode == "gpu")
     loader = DataLoader(
         dataset,
-        batch_size=2,
+        batch_size=CHUNK,
         num_workers=workers,
-        collate_fn=_as_list,
+        collate_fn=pack_chunk,
         pin_memory=extractor.device.type == "cuda",
-        prefetch_factor=max(2, math.ceil(batch_size / 2 / workers)) if workers > 0 else None,  # a full batch in flight
+        prefetch_factor=max(1, math.ceil(2 * batch_size / CHUNK / workers)) if workers > 0 else None,  # two batches in flight
     )
     clock = _Clock(extractor.device, config.profile)
     failed: list[str] = []
