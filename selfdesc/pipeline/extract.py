@@ -142,8 +142,8 @@ class ImageFolderDataset(Dataset):
     """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "shape",
     "original_size", "scale", "decode_s"}``, or ``{"name", "error"}`` (one line naming the file)
     when it cannot be read. With ``gpu_jpeg``, a file the GPU can decode
-    (:func:`~selfdesc.pipeline.decode.gpu_jpeg_size`) comes as its bytes ``"jpeg"`` (uint8)
-    instead of ``"image"``, ``"shape"`` being the ``(C, H, W)`` it will have once decoded and resized."""
+    (:func:`~selfdesc.pipeline.decode.gpu_jpeg_size`) comes as its file bytes ``"jpeg"``
+    instead of ``"image"`` (a uint8 tensor once :func:`~selfdesc.pipeline.chunks.unpack_chunk` is through), ``"shape"`` being the ``(C, H, W)`` it will have once decoded and resized."""
 
     def __init__(self, root: Path, names: Sequence[str], resize_max: int | None, size: tuple[int, int] | None, gpu_jpeg: bool = False) -> None:
         self.root, self.names, self.resize_max, self.size, self.gpu_jpeg = root, list(names), resize_max, size, gpu_jpeg
@@ -158,8 +158,7 @@ class ImageFolderDataset(Dataset):
         if found is not None:
             w, h = found
             new_w, new_h = target_size(w, h, self.resize_max, self.size)
-            data = torch.frombuffer(bytearray((self.root / name).read_bytes()), dtype=torch.uint8)
-            return {"name": name, "jpeg": data, "shape": (3, new_h, new_w), "original_size": (w, h), "scale": (w / new_w, h / new_h), "decode_s": time.perf_counter() - t0}
+            return {"name": name, "jpeg": (self.root / name).read_bytes(), "shape": (3, new_h, new_w), "original_size": (w, h), "scale": (w / new_w, h / new_h), "decode_s": time.perf_counter() - t0}
         try:
             item = self.load(name)
         except ImageError as exc:
