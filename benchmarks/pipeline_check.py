@@ -168,6 +168,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     args.decode = [d.strip() for d in args.decode.split(",") if d.strip()]
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # a dry run beside the decoding workers
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     src = Path(args.images)

@@ -3,14 +3,15 @@
 #  1. the cause of round 7's crashes: torchvision's decode_jpeg(device="cuda") against selfdesc's
 #     decode_jpegs, writing over memory that queued kernels still read (share of reads that saw it);
 #  2. the pipeline's own ceiling (an extractor that costs nothing, XFeat-size features, 512 images at
-#     640x480, 12 workers), CPU and GPU decoding (benchmarks/pipeline_overhead.py);
+#     640x480, 12 workers), CPU and GPU decoding, and CPU decoding with each photo decoded once per
+#     worker (no decoding cost: the hand-off, batching and writing alone) (benchmarks/pipeline_overhead.py);
 #  3. default, xfeat, disk, aliked at 640x480 (32 photos x 8, batch 16), CPU and GPU decoding: images/s,
 #     every image of the file against the same photo extracted alone, and the network alone
 #     (benchmarks/pipeline_check.py; exit status 1 when a check fails).
 #
 # Run from the repo root with carry .whl .carry/weights-min .carry/speed:
 #   bash benchmarks/round7b_check.sh
-# Writes $OUT/log.txt, $OUT/hazard.json, $OUT/free_{cpu,gpu}.json, $OUT/check.json.
+# Writes $OUT/log.txt, $OUT/hazard.json, $OUT/free_{cpu,gpu,cached}.json, $OUT/check.json. About 100 s.
 #
 # CPU dry run (tiny; from the repo root, with /work/main/.carry):
 #   DEVICE=cpu PY=/work/main/.venv/bin/python IMAGES=/work/main/.carry/speed N=3 COPIES=2 SIZE=160x120 \
@@ -41,9 +42,10 @@ if [ "$DEVICE" = cuda ]; then
     --work "$WORK/hazard" --out "$OUT/hazard.json" 2>&1 | grep -v Warning | tee -a "$OUT/log.txt"
 fi
 echo "$(date +%T) the pipeline's own ceiling (an extractor that costs nothing, XFeat-size features)" | tee -a "$OUT/log.txt"
-for d in ${DECODE//,/ }; do
+for d in ${DECODE//,/ } cached; do
+  if [ $d = cached ]; then how="--decode cpu --cached-decode"; else how="--decode $d"; fi
   timeout 20 $PY benchmarks/pipeline_overhead.py --images "$IMAGES" --num-images "$N" --copies $(( 2 * COPIES )) --size "$SIZE" \
-    --device "$DEVICE" --decode $d --workers "$WORKERS" --repeats 2 --work "$WORK/free-$d" --out "$OUT/free_$d.json" 2>&1 | grep -v Warning | tee -a "$OUT/log.txt"
+    --device "$DEVICE" $how --workers "$WORKERS" --repeats 2 --work "$WORK/free-$d" --out "$OUT/free_$d.json" 2>&1 | grep -v Warning | tee -a "$OUT/log.txt"
 done
 left=$(( 115 - ($(date +%s) - start) ))
 echo "$(date +%T) features against one image at a time ($left s left)" | tee -a "$OUT/log.txt"
