@@ -145,9 +145,9 @@ def decode_jpegs(items: Sequence[dict[str, Any]], device: torch.device | str) ->
     On CUDA, torchvision's decoder allocates its outputs from the pool of the *current* stream
     but writes them from a stream of its own that does not wait for the current one. A block of
     the current stream's pool may be handed out while kernels queued on that stream (the
-    previous batch's network) still read it, and the decoder overwrites it under them: NaN
-    scores, a device-side assert in ``topk`` or an out-of-bounds index far from the decoder
-    (round 7 on the H200). So the decoder runs with a stream of its own current (its pool holds
+    previous batch's network and selection) still read it, and the decoder overwrites it under
+    them: NaN scores, a device-side assert in ``topk``, an out-of-bounds index, far from the
+    decoder (what round 7 on the H200 most likely hit). So the decoder runs with a stream of its own current (its pool holds
     only decoder outputs); the current stream waits for it, and each output is recorded as used
     by the current stream, so that its block is not handed to the decoder again before the
     kernels that read it have run.
