@@ -115,21 +115,55 @@ def resize_like_cpu(image: torch.Tensor, new_w: int, new_h: int) -> torch.Tensor
     return rows @ image @ cols.t()
 
 
-def decode_jpegs(items: Sequence[dict[str, Any]], device: torch.device) -> list[torch.Tensor | None]:
-    """Decode the ``"jpeg"`` bytes of ``items`` on ``device`` and resize each to its ``"shape"``
-    ``(C, H, W)``: float RGB in [0, 1]; ``None`` for a file nvJPEG could not decode."""
+@functools.lru_cache(maxsize=None)
+def _decode_stream(device: torch.device) -> "torch.cuda.Stream":
+    """The stream that is current while nvJPEG allocates its outputs on ``device`` (one per device)."""
+    return torch.cuda.Stream(device)
+
+
+def _nvjpeg(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
+    """``torchvision.io.decode_jpeg`` of a batch of JPEG bytes: ``(3, H, W)`` uint8 images on
+    ``device``, ``None`` for a file it could not decode."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    data = [item["jpeg"] for item in items]
     try:
-        decoded: list[torch.Tensor | None] = list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
     except Exception:  # noqa: BLE001 - one bad file fails the batch (or an old torchvision takes no list): one at a time
-        decoded = []
+        decoded: list[torch.Tensor | None] = []
         for one in data:
             try:
                 decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
             except Exception:  # noqa: BLE001 - the caller decodes it on the CPU (and names it if that fails too)
                 decoded.append(None)
+        return decoded
+
+
+def decode_jpegs(items: Sequence[dict[str, Any]], device: torch.device | str) -> list[torch.Tensor | None]:
+    """Decode the ``"jpeg"`` bytes of ``items`` on ``device`` and resize each to its ``"shape"``
+    ``(C, H, W)``: float RGB in [0, 1]; ``None`` for a file nvJPEG could not decode.
+
+    On CUDA, torchvision's decoder allocates its outputs from the pool of the *current* stream
+    but writes them from a stream of its own that does not wait for the current one. A block of
+    the current stream's pool may be handed out while kernels queued on that stream (the
+    previous batch's network and selection) still read it, and the decoder overwrites it under
+    them: NaN scores, a device-side assert in ``topk``, an out-of-bounds index, far from the
+    decoder (what round 7 on the H200 most likely hit). So the decoder runs with a stream of its own current (its pool holds
+    only decoder outputs); the current stream waits for it, and each output is recorded as used
+    by the current stream, so that its block is not handed to the decoder again before the
+    kernels that read it have run.
+    """
+    device = torch.device(device)
+    data = [item["jpeg"] for item in items]
+    if device.type == "cuda":
+        caller = torch.cuda.current_stream(device)
+        with torch.cuda.stream(_decode_stream(device)):
+            decoded = _nvjpeg(data, device)
+        caller.wait_stream(_decode_stream(device))
+        for image in decoded:
+            if image is not None:
+                image.record_stream(caller)
+    else:
+        decoded = _nvjpeg(data, device)
     out: list[torch.Tensor | None] = []
     for item, image in zip(items, decoded):
         _, h, w = item["shape"]

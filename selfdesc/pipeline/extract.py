@@ -39,11 +39,15 @@ from selfdesc.errors import ConfigError, ImageError
 from selfdesc.features.base import PRECISIONS, Extractor
 from selfdesc.io.image import list_images, load_image, target_size
 from selfdesc.pipeline.background import BackgroundWriter
+from selfdesc.pipeline.chunks import pack_chunk, unpack_chunk
 from selfdesc.pipeline.decode import decode_jpegs, gpu_jpeg_size, resolve_decode
 from selfdesc.pipeline.featurestore import FeatureStore
 from selfdesc.pipeline.h5io import FEATURES_CONVENTIONS, check_names
 from selfdesc.pipeline.packed import pack_batch
 
+
+#: images a decoding worker hands over at once (:mod:`selfdesc.pipeline.chunks`)
+CHUNK = 4
 
 #: images per network batch when not given: measured, see docs/extract_speed.md
 DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 1}
@@ -138,8 +142,8 @@ class ImageFolderDataset(Dataset):
     """Decodes ``root / name`` in a worker: ``{"name", "image" (C, H, W) float, "shape",
     "original_size", "scale", "decode_s"}``, or ``{"name", "error"}`` (one line naming the file)
     when it cannot be read. With ``gpu_jpeg``, a file the GPU can decode
-    (:func:`~selfdesc.pipeline.decode.gpu_jpeg_size`) comes as its bytes ``"jpeg"`` (uint8)
-    instead of ``"image"``, ``"shape"`` being the ``(C, H, W)`` it will have once decoded and resized."""
+    (:func:`~selfdesc.pipeline.decode.gpu_jpeg_size`) comes as its file bytes ``"jpeg"``
+    instead of ``"image"`` (a uint8 tensor once :func:`~selfdesc.pipeline.chunks.unpack_chunk` is through), ``"shape"`` being the ``(C, H, W)`` it will have once decoded and resized."""
 
     def __init__(self, root: Path, names: Sequence[str], resize_max: int | None, size: tuple[int, int] | None, gpu_jpeg: bool = False) -> None:
         self.root, self.names, self.resize_max, self.size, self.gpu_jpeg = root, list(names), resize_max, size, gpu_jpeg
@@ -154,8 +158,7 @@ class ImageFolderDataset(Dataset):
         if found is not None:
             w, h = found
             new_w, new_h = target_size(w, h, self.resize_max, self.size)
-            data = torch.frombuffer(bytearray((self.root / name).read_bytes()), dtype=torch.uint8)
-            return {"name": name, "jpeg": data, "shape": (3, new_h, new_w), "original_size": (w, h), "scale": (w / new_w, h / new_h), "decode_s": time.perf_counter() - t0}
+            return {"name": name, "jpeg": (self.root / name).read_bytes(), "shape": (3, new_h, new_w), "original_size": (w, h), "scale": (w / new_w, h / new_h), "decode_s": time.perf_counter() - t0}
         try:
             item = self.load(name)
         except ImageError as exc:
@@ -192,10 +195,6 @@ def device_images(extractor: Extractor, batch: list[dict[str, Any]], dataset: Im
     moved = iter(list(extractor.to_device(host)) if host else [])
     images = [item.pop("device_image") if item.get("device_image") is not None else next(moved) for item in kept]
     return kept, torch.stack(images) if images else torch.zeros(0)
-
-
-def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
 
 
 def size_batches(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
@@ -273,7 +272,7 @@ class _Clock:
             self.seconds[step] = self.seconds.get(step, 0.0) + seconds
 
 
-def _decoded(loader: Iterable[list[dict[str, Any]]], failed: list[str], clock: _Clock) -> Iterator[dict[str, Any]]:
+def _decoded(loader: Iterable[dict[str, Any]], failed: list[str], clock: _Clock) -> Iterator[dict[str, Any]]:
     """The decoded images of ``loader``; unreadable ones are appended to ``failed`` and skipped."""
     chunks = iter(loader)
     while True:
@@ -282,7 +281,7 @@ def _decoded(loader: Iterable[list[dict[str, Any]]], failed: list[str], clock: _
         clock.add("wait_decode", time.perf_counter() - t0)
         if chunk is None:
             return
-        for item in chunk:
+        for item in unpack_chunk(chunk):
             if "error" in item:
                 failed.append(item["error"])
                 continue
@@ -336,11 +335,11 @@ def extract_features(
     dataset = ImageFolderDataset(root, mine, config.resize_max, config.size, gpu_jpeg=decode == "gpu")
     loader = DataLoader(
         dataset,
-        batch_size=2,
+        batch_size=CHUNK,
         num_workers=workers,
-        collate_fn=_as_list,
+        collate_fn=pack_chunk,
         pin_memory=extractor.device.type == "cuda",
-        prefetch_factor=max(2, math.ceil(batch_size / 2 / workers)) if workers > 0 else None,  # a full batch in flight
+        prefetch_factor=max(1, math.ceil(2 * batch_size / CHUNK / workers)) if workers > 0 else None,  # two batches in flight
     )
     clock = _Clock(extractor.device, config.profile)
     failed: list[str] = []

@@ -99,6 +99,8 @@ class FeatureStore:
         self._fd: int | None = None
         self._journal: int | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._plists: tuple[Any, Any] | None = None  # dataset and link creation property lists (h5py)
+        self._types: dict[np.dtype, Any] = {}  # HDF5 types by numpy dtype
         self.path: Path | None = None
 
     def _journals(self) -> list[Path]:
@@ -138,17 +140,26 @@ class FeatureStore:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="features-bytes")
 
     def _create(self, name: str, arrays: dict[str, np.ndarray]) -> tuple[dict[str, list[Any]], list[tuple[int, np.ndarray]]]:
-        """Group ``name`` with empty datasets shaped like ``arrays``: the journal entry and the byte writes to do."""
+        """Group ``name`` (and its missing parents) with empty datasets shaped like ``arrays``:
+        the journal entry and the byte writes to do. Low-level h5py calls with property lists and
+        types made once: this runs once per image in the writer thread, holding the GIL."""
         import h5py
 
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_layout(h5py.h5d.CONTIGUOUS)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-        group = self._h5.require_group(name)
+        if self._plists is None:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+            lcpl.set_create_intermediate_group(True)
+            self._plists = (dcpl, lcpl)
+        dcpl, lcpl = self._plists
+        group = h5py.h5g.create(self._h5.id, name.encode(), lcpl=lcpl)
         entry, writes = {}, []
         for key, value in arrays.items():
-            ds = h5py.h5d.create(group.id, key.encode(), h5py.h5t.py_create(value.dtype), h5py.h5s.create_simple(value.shape), dcpl=dcpl)
+            if value.dtype not in self._types:
+                self._types[value.dtype] = h5py.h5t.py_create(value.dtype)
+            ds = h5py.h5d.create(group, key.encode(), self._types[value.dtype], h5py.h5s.create_simple(value.shape), dcpl=dcpl)
             offset = ds.get_offset()
             entry[key] = [offset, list(value.shape), value.dtype.str]
             if value.nbytes:
@@ -161,6 +172,11 @@ class FeatureStore:
         while view:
             n = os.pwrite(self._fd, view, offset)
             view, offset = view[n:], offset + n
+
+    def _pwrite_all(self, writes: list[tuple[int, np.ndarray]]) -> None:
+        """One image's datasets (one task per image: fewer tasks for the writer thread to hand out)."""
+        for offset, value in writes:
+            self._pwrite(offset, value)
 
     def write(self, items: Iterable[tuple[str, dict[str, np.ndarray]]]) -> None:
         """Write images ``(name, datasets)`` (``keypoints`` (N, 2), ``scores`` (N,),
@@ -176,7 +192,7 @@ class FeatureStore:
                 continue
             entry, writes = self._create(name, arrays)
             entries.append({"name": name, "datasets": entry})
-            futures += [self._pool.submit(self._pwrite, offset, value) for offset, value in writes]
+            futures.append(self._pool.submit(self._pwrite_all, writes))
             if len(entries) >= self.every:
                 self._checkpoint(entries, futures)
                 entries, futures = [], []

@@ -2,17 +2,16 @@
 
 :func:`pack_batch` builds, on the extractor's device, two flat buffers for a whole batch:
 
-* ``meta`` float32: the keypoints of every image ``(N_i, 2)`` (pixels of the network input),
-  then the scores of every image ``(N_i,)``;
+* ``meta`` float32: the keypoints of every image ``(N_i, 2)`` in original-image pixels (those of
+  a resized image mapped on the device in float64, as :func:`~selfdesc.io.image.rescale_keypoints`
+  does: pixel-centre convention, ``(p + 0.5) * s - 0.5``), then the scores of every image ``(N_i,)``;
 * ``desc`` float32 (float16 with ``fp16``): each image's descriptors transposed to the file's
   ``(D, N_i)`` layout, one image after the other,
 
 and starts one non-blocking copy of each into pinned host memory (CUDA), recording an event.
 Nothing here waits for the device (no host synchronisation). The caller moves on at once; the
 writer calls :meth:`PackedBatch.arrays`, which waits for the event and returns each image's
-datasets: numpy views of the buffers (no copy), except the keypoints of a resized image, mapped
-to original-image pixels by :func:`~selfdesc.io.image.rescale_keypoints` (pixel-centre
-convention, ``(p + 0.5) * s - 0.5``).
+datasets: numpy views of the buffers (no copy, no per-image arithmetic in the writer thread).
 """
 from __future__ import annotations
 
@@ -21,8 +20,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-
-from selfdesc.io.image import rescale_keypoints
 
 
 @dataclass
@@ -33,7 +30,6 @@ class PackedBatch:
     desc: torch.Tensor
     counts: list[int]
     dim: int
-    scales: list[tuple[float, float]]
     sizes: list[tuple[int, int]]
     event: torch.cuda.Event | None = None
 
@@ -50,7 +46,7 @@ class PackedBatch:
         start, n, total = sum(self.counts[:i]), self.counts[i], sum(self.counts)
         meta, desc = self.meta.numpy(), self.desc.numpy()
         return {
-            "keypoints": rescale_keypoints(meta[2 * start : 2 * (start + n)].reshape(n, 2), self.scales[i]),
+            "keypoints": meta[2 * start : 2 * (start + n)].reshape(n, 2),
             "scores": meta[2 * total + start : 2 * total + start + n],
             "descriptors": desc[self.dim * start : self.dim * (start + n)].reshape(self.dim, n),
             "image_size": np.asarray(self.sizes[i], np.int32),
@@ -76,6 +72,12 @@ def pack_batch(
     counts = [int(p["keypoints"].shape[0]) for p in preds]
     device = preds[0]["keypoints"].device
     kpts = torch.cat([p["keypoints"].detach().reshape(-1, 2) for p in preds])
+    if any(tuple(sc) != (1.0, 1.0) for sc in scales):  # to original pixels, in float64 as rescale_keypoints
+        per_image = torch.tensor([tuple(sc) for sc in scales], dtype=torch.float64).to(device, non_blocking=True)
+        repeats = torch.tensor(counts).to(device, non_blocking=True)
+        per_point = torch.repeat_interleave(per_image, repeats, dim=0, output_size=sum(counts))  # no host synchronisation
+        mapped = (kpts.float() + 0.5).double() * per_point - 0.5  # rescale_keypoints' steps and precisions
+        kpts = torch.where((per_point == 1.0).all(dim=1, keepdim=True), kpts.double(), mapped)  # unscaled images: as they are
     scores = torch.cat([p["scores"].detach().reshape(-1) for p in preds])
     meta = torch.cat([kpts.float().reshape(-1), scores.float()])
     dim = int(preds[0]["descriptors"].shape[-1])
@@ -84,7 +86,7 @@ def pack_batch(
     for p, n in zip(preds, counts):  # one transposing copy per image, straight into the buffer
         desc[dim * start : dim * (start + n)].view(dim, n).copy_(p["descriptors"].detach().t())
         start += n
-    packed = PackedBatch(_to_host(meta), _to_host(desc), counts, dim, [tuple(s) for s in scales], [tuple(s) for s in sizes])
+    packed = PackedBatch(_to_host(meta), _to_host(desc), counts, dim, [tuple(s) for s in sizes])
     if device.type == "cuda":
         packed.event = torch.cuda.Event()
         packed.event.record()

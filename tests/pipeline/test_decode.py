@@ -105,3 +105,22 @@ def test_gpu_decoding_plumbing_gives_the_cpu_features(tmp_path, monkeypatch):
             x, y = a.read(name), b.read(name)
             for key in ("keypoints", "scores", "descriptors", "image_size"):
                 np.testing.assert_allclose(x[key], y[key], atol=1e-4, rtol=0, err_msg=f"{name} {key}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (nvJPEG)")
+def test_nvjpeg_never_writes_over_memory_queued_kernels_still_read(tmp_path):
+    """Round 7's crash: torchvision's CUDA decoder is handed blocks of the current stream's pool
+    that queued kernels still read. ``decode_jpegs`` must leave them alone
+    (``benchmarks/pipeline_check.py --hazard`` also measures torchvision's own rate)."""
+    pytest.importorskip("torchvision")
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pipeline_check", Path(__file__).resolve().parents[2] / "benchmarks" / "pipeline_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    paths = []
+    for i, name in enumerate(("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg") * 2):
+        paths.append(tmp_path / f"p{i}.jpg")
+        Image.fromarray(np.roll(photo(name, (481, 321)), 9 * i, axis=1)).save(paths[-1], quality=90)
+    assert check.nvjpeg_hazard(paths, torch.device("cuda"), rounds=10)["selfdesc decode_jpegs"] == 0
