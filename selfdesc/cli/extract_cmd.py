@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images of one size per network batch (default: 16 on CUDA, 1 on the CPU)")
     p.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: the cores less two, 1 to 12; 0: decode in the main process)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast on the device (see docs/extract_speed.md for its tolerance)")
-    p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"], help="gpu: JPEGs decoded on the GPU (needs torchvision and --device cuda); auto: gpu where possible, else cpu")
+    p.add_argument("--decode", default="cpu", choices=["auto", "cpu", "gpu"], help="cpu (default): the workers decode; gpu: JPEGs decoded on the GPU (needs torchvision and --device cuda; experimental, docs/extract_speed.md); auto: gpu where possible, else cpu")
     p.add_argument("--checkpoint-every", type=int, default=100, help="images per checkpoint (at most this many are redone after a kill)")
     p.add_argument("--weights-dir", default=None, help="folder of peer weight files (default: ../shared/data/weights when present)")
     p.add_argument("--skip-unreadable", action="store_true", help="images that cannot be read are listed and the run exits 0 (default: the others are extracted, then exit status 2)")

@@ -7,7 +7,11 @@
   ``torchvision.io.decode_jpeg(..., device="cuda")`` (nvJPEG); every other file (PNG,
   progressive or rotated JPEG, ...) is decoded by the workers as with ``cpu``. Needs
   torchvision with CUDA and ``--device cuda``; asking for it otherwise is a one-line error.
-* ``auto`` (default): ``gpu`` when both are there, else ``cpu``.
+* ``auto``: ``gpu`` when both are there, else ``cpu``.
+* The default is ``cpu``: in the one H200 measurement so far (RESULTS §19c) a run with GPU decoding
+  crashed on a device-side assert, traced to nvJPEG writing into memory that queued kernels still
+  read; the fix (a decoding stream of its own) has not been run on a GPU yet, so GPU decoding stays
+  opt-in until it has.
 
 Resizing on the device has OpenCV's semantics of the CPU path (:func:`resize_like_cpu`):
 area averaging when the image shrinks, bilinear with half-pixel centres when it grows, on

@@ -1,8 +1,8 @@
 """Extract features for a folder of images into an hloc-compatible features.h5, at scale.
 
 * images are decoded (and resized) by ``num_workers`` DataLoader workers ahead of the model
-  (pinned memory on CUDA), or, with ``decode="gpu"`` (the default ``auto`` where torchvision
-  and CUDA are there), the workers read JPEG bytes and nvJPEG decodes a batch on the device
+  (pinned memory on CUDA), or, with ``decode="gpu"`` (or ``auto`` where torchvision and CUDA
+  are there; experimental, not the default), the workers read JPEG bytes and nvJPEG decodes a batch on the device
   (:mod:`selfdesc.pipeline.decode`); a file that cannot be decoded is reported at the end
   (:attr:`ExtractSummary.failed`) and does not stop the other images;
 * images of one size (after resizing) go through the extractor ``batch_size`` at a time
@@ -100,7 +100,7 @@ class ExtractConfig:
     precision: str = "fp32"
     threads: int | None = None
     write_queue: int = 64
-    decode: str = "auto"
+    decode: str = "cpu"
     write_threads: int = 4
     checkpoint_every: int = 100
     progress: bool = True

@@ -61,7 +61,7 @@ def test_decode_choice_and_errors(monkeypatch):
     with pytest.raises(ConfigError, match="decode must be one of auto, cpu, gpu"):
         resolve_decode("nvjpeg", "cpu")
     monkeypatch.setattr("selfdesc.pipeline.decode.gpu_decoder_missing", lambda: "torchvision is not installed")
-    assert resolve_decode("auto", "cuda") == "cpu"  # the default falls back where torchvision is absent
+    assert resolve_decode("auto", "cuda") == "cpu"  # auto falls back where torchvision is absent
     with pytest.raises(ConfigError, match="torchvision is not installed"):
         resolve_decode("gpu", "cuda")
     monkeypatch.setattr("selfdesc.pipeline.decode.gpu_decoder_missing", lambda: None)
