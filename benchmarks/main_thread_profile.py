@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import functools
 import json
 import pstats
 import sys
@@ -28,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extraction_profile import _size, image_folder  # noqa: E402
-from pipeline_overhead import Free  # noqa: E402
+from pipeline_overhead import Free, cache_decoding  # noqa: E402
 
 import selfdesc.pipeline.extract as extract_module  # noqa: E402
 from selfdesc.pipeline.extract import ExtractConfig, extract_features, image_names  # noqa: E402
@@ -53,8 +52,7 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     root, names = image_folder(Path(args.images), image_names(args.images)[: args.num_images], args.copies, work)
-    cached = functools.lru_cache(maxsize=None)(extract_module.load_image)
-    extract_module.load_image = lambda path, resize_max=None, size=None: cached(Path(path).resolve(), resize_max=resize_max, size=size)
+    cache_decoding()
     extractor = Free().to(args.device)
     runs = []
     for k in range(args.repeats + 1):

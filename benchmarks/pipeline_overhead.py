@@ -50,6 +50,14 @@ class Free(Extractor):
         return [{"keypoints": self.kpts, "scores": self.scores, "descriptors": self.desc}] * images.shape[0]
 
 
+def cache_decoding() -> None:
+    """Make the pipeline decode each photo once per process (workers forked afterwards inherit it)."""
+    import selfdesc.pipeline.extract as extract_module
+
+    cached = functools.lru_cache(maxsize=None)(extract_module.load_image)
+    extract_module.load_image = lambda path, resize_max=None, size=None: cached(Path(path).resolve(), resize_max=resize_max, size=size)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True)
@@ -73,11 +81,8 @@ def main() -> int:
     root, names = image_folder(Path(args.images), image_names(args.images)[: args.num_images], args.copies, work)
     extractor = Free(num=args.keypoints, dim=args.dim).to(args.device)
     more = {"decode": args.decode} if args.decode else {}
-    if args.cached_decode:  # the workers are forked after this: each gets the cached loader
-        import selfdesc.pipeline.extract as extract_module
-
-        cached = functools.lru_cache(maxsize=None)(extract_module.load_image)
-        extract_module.load_image = lambda path, resize_max=None, size=None: cached(Path(path).resolve(), resize_max=resize_max, size=size)
+    if args.cached_decode:
+        cache_decoding()
     rates, main_ms = [], []
     for _ in range(args.repeats):
         out = work / "f.h5"
