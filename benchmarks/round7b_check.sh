@@ -5,7 +5,7 @@
 #  2. the pipeline's own ceiling (an extractor that costs nothing, XFeat-size features, 512 images at
 #     640x480, 12 workers), CPU and GPU decoding, and CPU decoding with each photo decoded once per
 #     worker (no decoding cost: the hand-off, batching and writing alone) (benchmarks/pipeline_overhead.py);
-#  3. default, xfeat, disk, aliked at 640x480 (32 photos x 8, batch 16), CPU and GPU decoding: images/s,
+#  3. hndesc-r2d2 (the default that crashed in round 7), default (HNDesc-lite since session 6), xfeat, disk, aliked at 640x480 (32 photos x 8, batch 16), CPU and GPU decoding: images/s,
 #     every image of the file against the same photo extracted alone, and the network alone
 #     (benchmarks/pipeline_check.py; exit status 1 when a check fails).
 #
@@ -31,7 +31,7 @@ else
   DECODE=cpu
 fi
 export SELFDESC_WEIGHTS_DIR=${SELFDESC_WEIGHTS_DIR:-$PWD/.carry/weights-min}
-FEATURES=${FEATURES:-default,xfeat,disk,aliked}
+FEATURES=${FEATURES:-hndesc-r2d2,default,xfeat,disk,aliked}
 IMAGES=${IMAGES:-.carry/speed}; N=${N:-32}; COPIES=${COPIES:-8}; SIZE=${SIZE:-640x480}
 WORKERS=${WORKERS:-$(( $(nproc) > 14 ? 12 : 1 ))}
 WORK=${WORK:-/tmp/round7b-work}; mkdir -p "$WORK"
