@@ -28,7 +28,7 @@ from selfdesc.matching.learned import LearnedMatcher
 from selfdesc.methods.parts.assignment import assignment_nll, homography_assignment
 from selfdesc.methods.parts.augment import PhotometricAugment, PhotometricConfig
 from selfdesc.methods.parts.hcrops import HCropsConfig, make_pairs
-from selfdesc.training.validation import SyntheticValidation, ValidationConfig
+from selfdesc.training.validation import POSE_SCORES, SyntheticValidation, ValidationConfig, homography_scores
 
 
 def load_frozen_extractor(features: dict[str, Any], device: str | torch.device = "cpu") -> Extractor:
@@ -72,12 +72,14 @@ def extract_padded(extractor: Extractor, crops: torch.Tensor, num: int, dim: int
 
 
 class MatcherValidation(SyntheticValidation):
-    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "num_matches", "score", "mnn_*"}``:
+    """``callback(method) -> {"mma@1", "mma@3", "mma@5", "ha@3", "mma@1+3", "num_matches", "score", "mnn_*"}``:
     the held-out synthetic benchmark of :class:`~selfdesc.training.validation.SyntheticValidation`,
     matched by the matcher being trained (``mnn_*``: the same features with mutual nearest
     neighbours, for reference). The frozen features are extracted once, at the first call."""
 
     def __init__(self, conf: ValidationConfig, method_name: str, run_dir: str | Path, device: str = "cpu", progress: bool = False) -> None:
+        if conf.pose_root is not None or conf.score in POSE_SCORES:
+            raise ConfigError("train-matcher validation scores synthetic pairs only: drop val.pose_root and use an MMA val.score")
         super().__init__(conf, method_name, run_dir, device, progress)
         self.features: dict[Path, Any] | None = None
         self.baseline: dict[str, float] = {}
@@ -87,11 +89,7 @@ class MatcherValidation(SyntheticValidation):
 
         config = HomographyBenchmarkConfig(max_keypoints=self.conf.max_keypoints, device=self.device)
         assert self.features is not None
-        overall = evaluate_features_on_pairs(self.features, self.pairs, config, progress=False, matcher=matcher)[0].summary()["overall"]
-        scores = {f"mma@{t}": float(overall["mma"][t]) for t in ("1", "3", "5")}
-        scores["ha@3"] = float(overall["homography_accuracy"]["3"])
-        scores["num_matches"] = float(overall["num_matches"])
-        return scores
+        return homography_scores(evaluate_features_on_pairs(self.features, self.pairs, config, progress=False, matcher=matcher)[0].summary()["overall"])
 
     def __call__(self, method: nn.Module) -> dict[str, float]:
         from selfdesc.eval.extraction import extract_all

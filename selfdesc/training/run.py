@@ -145,6 +145,8 @@ def train_run(
     dataset = ImageFolder(images, **(loader_options(conf["data"]) if loader_options else {"size": tuple(conf["data"]["size"])}))
     train_conf = TrainConfig(**conf["train"])
     validate = None
+    if conf["val"]["images"] is None and conf["val"].get("pose_root") is not None:
+        raise ConfigError("val.pose_root needs val.images (real pairs are validated beside the held-out synthetic set)")
     if conf["val"]["images"] is not None:
         from selfdesc.training.validation import SyntheticValidation, ValidationConfig
 
@@ -162,7 +164,13 @@ def train_run(
             + (f"{crop}x{crop} crops" if crop else "views")
             + f" from images resized to {conf['data']['size'][0]}x{conf['data']['size'][1]}; {train_conf.steps} steps"
             + (f", time limit {max_minutes:g} min" if max_minutes else ""),
-            (f"validation: {len(validate.pairs)} synthetic pairs every {train_conf.validate_every} steps" if validate else "validation: off (val.images=DIR turns it on)"),
+            (
+                f"validation: {len(validate.pairs)} synthetic pairs"
+                + (f" and {len(validate.pose_pairs)} real pose pairs" if getattr(validate, "pose_pairs", None) else "")
+                + f" every {train_conf.validate_every} steps, best.pt by {validate.conf.score}"
+                if validate
+                else "validation: off (val.images=DIR turns it on)"
+            ),
         ]
         print("\n".join(f"selfdesc train: {line}" for line in lines), flush=True)
     last = trainer.fit(resume=resume, max_seconds=None if max_minutes is None else 60 * max_minutes)
