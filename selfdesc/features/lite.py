@@ -1,7 +1,7 @@
 """HNDesc-lite: one forward pass of :class:`~selfdesc.models.litenet.LiteNet`, sub-pixel keypoints.
 
-Registered as ``hndesc-lite`` and as ``default`` (the shipped model, docs/default_model.md). Extraction (single scale, no pyramid; a batch of same-size
-images at once):
+Registered as ``hndesc-lite`` and as ``default`` (the shipped model, docs/default_model.md).
+Extraction (single scale, no pyramid; a batch of same-size images at once):
 
 1. the network gives a full-resolution ``heatmap``, a 1/8 ``reliability`` map and a descriptor map;
 2. the score map is ``heatmap * reliability`` (reliability up-sampled bilinearly, cell centres

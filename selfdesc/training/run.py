@@ -166,7 +166,7 @@ def train_run(
             + (f", time limit {max_minutes:g} min" if max_minutes else ""),
             (
                 f"validation: {len(validate.pairs)} synthetic pairs"
-                + (f" and {len(validate.pose_pairs)} real pose pairs" if getattr(validate, "pose_pairs", None) else "")
+                + (f" and {len(validate.pose_pairs)} real pose pairs" if validate.pose_pairs else "")
                 + f" every {train_conf.validate_every} steps, best.pt by {validate.conf.score}"
                 if validate
                 else "validation: off (val.images=DIR turns it on)"
