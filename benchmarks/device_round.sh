@@ -3,7 +3,8 @@
 # back-to-back calls on one warm machine. Everything lives in $R (default /root/r5), outside the repo
 # copy, so it survives between calls: the code is frozen into $R/code at the first `start`; runs are
 # started with setsid and resumed. The runs come from RUNS ("name:config:overrides joined by +", one per
-# line; export it: `set -a; source benchmarks/round6_runs.sh; set +a`). Every call copies the training
+# line; export it: `set -a; source benchmarks/round6_runs.sh; set +a`; SEP replaces + as the separator
+# when an override itself holds a +). Every call copies the training
 # photo parts it carries (.carry/train-*, benchmarks/prepare_carry.sh) into $R/data/train.
 #
 #   bash benchmarks/device_round.sh start SECONDS     carry: .whl .carry/train-1 .carry/train-2 .carry/val-base
@@ -39,7 +40,7 @@ launch() {  # name config [overrides+plus+separated]: start or resume (setsid: o
   local name=$1 cfg=$2 extra=${3:-}; local resume=""
   [ -f $R/runs/$name/checkpoints/last.pt ] && resume=--resume
   (cd $R/code && setsid nohup $PY -m selfdesc ${CMD_OF[$name]:-train} --config configs/$cfg.yaml --images $R/data/train --device $DEVICE \
-    --out $R/runs/$name $resume ${extra//+/ } train.progress=false ${EXTRA_ARGS:-} >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
+    --out $R/runs/$name $resume ${extra//${SEP:-+}/ } train.progress=false ${EXTRA_ARGS:-} >> $R/logs/$name.log 2>&1 < /dev/null & echo $! > $R/runs/$name.pid)
 }
 stop_all() {
   for p in $R/runs/*.pid; do [ -f $p ] && kill -TERM $(cat $p) 2>/dev/null; done

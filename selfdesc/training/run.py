@@ -65,8 +65,9 @@ def resolve_run_config(
     """The run's config and the lines that say where it came from.
 
     A new run: code defaults <- ``config_path`` <- the CPU preset (``preset`` ``cpu``, or
-    ``auto`` on the CPU) <- overrides. ``resume``: the run's own ``out/config.yaml`` <- overrides
-    (the config file and the preset are not applied again, so a resumed run keeps its settings).
+    ``auto`` on the CPU) <- overrides. ``resume``: the method's code defaults <- the run's own
+    ``out/config.yaml`` <- overrides (the config file and the preset are not applied again, so a
+    resumed run keeps its settings; an option added since the run was written takes its default).
     """
     from selfdesc.distributed import available_cores
     from selfdesc.training.presets import cpu_preset
@@ -77,7 +78,9 @@ def resolve_run_config(
         saved = Path(out) / "config.yaml"
         if not saved.is_file():
             raise ConfigError(f"{saved}: no such file; --resume continues a run folder written by selfdesc train")
-        conf = load_config(read_yaml(saved), None, overrides, open_keys=OPEN_KEYS)
+        saved_conf = read_yaml(saved)
+        # over the code defaults, so a run written before an option existed resumes with its default
+        conf = load_config(default_config(method_name(saved_conf, overrides)), saved, overrides, open_keys=OPEN_KEYS, content=saved_conf)
         notes.append(f"config: {saved} (the run's own settings)" + with_overrides)
         if config_path is not None:
             notes.append(f"--config {config_path} ignored: a resumed run keeps its config.yaml (change values with key=value)")

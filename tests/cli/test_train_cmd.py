@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 from selfdesc.cli.main import main
@@ -66,6 +67,20 @@ def test_resume_keeps_the_runs_own_config(tmp_path, capsys):
     assert _steps(run) == [1, 2, 3]
     assert main(["train", "--resume", "--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "none")]) == 2
     assert "config.yaml: no such file" in capsys.readouterr().err
+
+
+def test_a_run_written_before_an_option_existed_resumes_and_can_set_it(tmp_path, capsys):
+    _images(tmp_path / "imgs")
+    run = tmp_path / "run"
+    first = ["train", "--images", str(tmp_path / "imgs"), "--out", str(run), "--preset", "none"]
+    assert main([*first, "--config", "configs/hndesc_r2d2.yaml", "train.steps=2", "train.precision=fp32", *TINY]) == 0
+    old = read_yaml(run / "config.yaml")
+    del old["val"]["pose_root"], old["val"]["pose_max_keypoints"]  # as written by an older selfdesc
+    (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    assert main([*first, "--resume", "train.steps=3", "val.pose_max_keypoints=512"]) == 0
+    resumed = read_yaml(run / "config.yaml")
+    assert resumed["val"]["pose_root"] is None and resumed["val"]["pose_max_keypoints"] == 512
+    assert _steps(run) == [1, 2, 3]
 
 
 def test_cpu_preset_scales_the_gpu_config_and_overrides_win(tmp_path, capsys):
