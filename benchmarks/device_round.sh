@@ -50,6 +50,10 @@ status() { for f in $R/logs/*.log; do echo "$(basename $f .log): $(tail -c 600 $
 snapshot() {
   mkdir -p $R/snap; for r in $R/runs/*/; do [ -f $r/metrics.csv ] && cp $r/metrics.csv $R/snap/$(basename $r).csv; done
   cp $R/logs/*.log $R/snap/ 2>/dev/null; tar -czf $OUT/metrics.tar.gz -C $R snap
+  # every call brings the resumable checkpoints back (round 8 lost 20 minutes of training with the machine)
+  for r in $R/runs/*/; do
+    ck=$r/checkpoints/last.pt; [ -f $ck ] && [ $(stat -c %s $ck) -lt 16000000 ] && cp $ck $OUT/$(basename $r)_last.pt
+  done
 }
 watch() {  # seconds
   local end=$(( $(date +%s) + $1 ))
